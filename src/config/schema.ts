@@ -42,6 +42,12 @@ const secret = z.string({ error: 'expected a secret: env:NAME, file:PATH or a li
   error: 'expected a secret: env:NAME, file:PATH or a literal',
 });
 
+const segmentOrStar = z.union([z.literal('*'), name('segment')], {
+  error: "expected a segment name or '*'",
+});
+
+const APPROVALS = 'expected a whole number from 1 to 5';
+
 const segment = z.strictObject({
   name: name('segment'),
   description: z.string().optional(),
@@ -71,16 +77,15 @@ const target = z.strictObject({
 });
 
 const rule = z.strictObject({
-  segments: z.array(z.union([z.literal('*'), name('segment')]), {
+  segments: z.array(segmentOrStar, {
     error: "expected a list of segment names or '*'",
   }).min(1, { error: "expected a list of segment names or '*'" }),
-  targets: z.array(name('target')).optional(),
+  targets: z.array(name('target'), { error: 'expected a list of target names' }).optional(),
   protocols: z.array(z.enum(PROTOCOLS, { error: `expected one of ${PROTOCOLS.join(', ')}` })).optional(),
   access: z.enum(['read', 'write'], { error: 'expected read or write' }).optional(),
   approval: z.enum(['required', 'none'], { error: 'expected required or none' }).optional(),
-  approvals: z.number({ error: 'expected a whole number from 1 to 5' }).int().min(1).max(5, {
-    error: 'expected a whole number from 1 to 5',
-  }).optional(),
+  approvals: z.number({ error: APPROVALS })
+    .int({ error: APPROVALS }).min(1, { error: APPROVALS }).max(5, { error: APPROVALS }).optional(),
   max_duration: duration.optional(),
   deny_sql: z.array(z.enum(DENY_SQL_CLASSES, { error: `expected one of ${DENY_SQL_CLASSES.join(', ')}` })).optional(),
   forwarding: z.boolean({ error: 'expected true or false' }).optional(),
@@ -92,7 +97,7 @@ const role = z.strictObject({
   allow: z.array(rule).optional(),
   audit: z.boolean({ error: 'expected true or false' }).optional(),
   admin: z.boolean({ error: 'expected true or false' }).optional(),
-  approve: z.array(z.union([z.literal('*'), name('segment')])).optional(),
+  approve: z.array(segmentOrStar, { error: "expected a list of segment names or '*'" }).optional(),
 });
 
 const sshKey = z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, {
@@ -101,16 +106,16 @@ const sshKey = z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|
 
 const user = z.strictObject({
   name: name('user'),
-  roles: z.array(name('role')).default([]),
-  ssh_keys: z.array(sshKey).optional(),
+  roles: z.array(name('role'), { error: 'expected a list of role names' }).default([]),
+  ssh_keys: z.array(sshKey, { error: 'expected a list of OpenSSH public key lines' }).optional(),
   email: z.string().optional(),
 });
 
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data'),
-  store: z.union([z.literal('sqlite'), z.string().regex(/^postgres(ql)?:\/\//)], {
-    error: 'expected sqlite or a postgres:// URL',
-  }).default('sqlite'),
+  store: z.string({ error: 'expected sqlite or a postgres:// URL' })
+    .refine((s) => s === 'sqlite' || /^postgres(ql)?:\/\//.test(s), { error: 'expected sqlite or a postgres:// URL' })
+    .default('sqlite'),
   listen: z.strictObject({
     postgres: hostPort.optional(),
     mysql: hostPort.optional(),
@@ -121,8 +126,12 @@ export const configSchema = z.strictObject({
     on_failure: z.literal('refuse', { error: 'expected refuse (wicket never runs a session unrecorded)' }).default('refuse'),
   }).default({ on_failure: 'refuse' }),
   limits: z.strictObject({
-    max_message_bytes: z.number().int().min(1024).optional(),
-    sessions_per_user: z.number().int().min(1).optional(),
+    max_message_bytes: z.number({ error: 'expected a whole number of bytes, at least 1024' })
+      .int({ error: 'expected a whole number of bytes, at least 1024' })
+      .min(1024, { error: 'expected a whole number of bytes, at least 1024' }).optional(),
+    sessions_per_user: z.number({ error: 'expected a whole number, at least 1' })
+      .int({ error: 'expected a whole number, at least 1' })
+      .min(1, { error: 'expected a whole number, at least 1' }).optional(),
     pending_request_ttl: duration.optional(),
   }).default({}),
   segments: z.array(segment).default([]),
