@@ -1,0 +1,178 @@
+/**
+ * CastWriter records one terminal channel (shell / exec / pty) as asciicast v2.
+ *
+ * Text, not bytes: a .cast file is JSON text, so terminal bytes are decoded as
+ * UTF-8 with one streaming decoder per direction. A multibyte character split
+ * across two chunks is held back until its last byte arrives and is written
+ * whole. Bytes that are not UTF-8 (binary output such as `cat /bin/ls`) become
+ * U+FFFD, which is what a UTF-8 terminal would have shown the person: the
+ * recording replays the screen faithfully; it is not a byte-exact capture.
+ *
+ * Fail closed (DESIGN §5): open() writes and fsyncs the header (and the new
+ * directory entry) before it returns and throws WICKET_ERR_RECORDING if it
+ * cannot, so the broker refuses the session. Later write errors move the
+ * writer to `failed`, onError listeners hear once (the broker ends the
+ * session), further calls are no-ops and close() rejects. Batching, fsync
+ * cadence and backpressure are DurableAppender's (appender.ts).
+ */
+import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
+import { WicketError, errorMessage } from '../src/errors.js';
+import type { TerminalRecorder } from '../src/session.js';
+import { DurableAppender, type AppenderOptions } from './appender.js';
+import { encodeEvent, encodeHeader, type CastEventCode } from './asciicast.js';
+
+export interface CastWriterHeader {
+  readonly width: number;
+  readonly height: number;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly title?: string;
+  readonly command?: string;
+  /** Unix time in seconds; default now. */
+  readonly timestamp?: number;
+  readonly idleTimeLimit?: number;
+}
+
+export interface CastWriterOptions extends AppenderOptions {
+  /** Monotonic milliseconds (default performance.now); event times are relative to open(). */
+  readonly clock?: () => number;
+}
+
+export interface CastDigest {
+  /** sha256 hex of the whole file, header included. */
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly path: string;
+}
+
+export type CastWriterState = 'open' | 'closing' | 'closed' | 'failed';
+
+const isDim = (n: number): boolean => Number.isInteger(n) && n > 0 && n <= 65_535;
+
+export class CastWriter implements TerminalRecorder {
+  private readonly outDecoder = new StringDecoder('utf8');
+  private readonly inDecoder = new StringDecoder('utf8');
+  private lastTime = 0;
+  private closing: Promise<CastDigest> | null = null;
+  private failure: WicketError | null = null;
+
+  private constructor(
+    readonly path: string,
+    private readonly file: DurableAppender,
+    private readonly clock: () => number,
+    private readonly t0: number,
+  ) {}
+
+  /** Creates the file (never overwrites) with a durable header; throws WICKET_ERR_RECORDING on any failure. */
+  static async open(path: string, header: CastWriterHeader, opts: CastWriterOptions = {}): Promise<CastWriter> {
+    const clock = opts.clock ?? (() => performance.now());
+    try {
+      const line = encodeHeader({
+        version: 2,
+        width: header.width,
+        height: header.height,
+        timestamp: header.timestamp ?? Math.floor(Date.now() / 1000),
+        idle_time_limit: header.idleTimeLimit,
+        command: header.command,
+        title: header.title,
+        env: header.env,
+      });
+      const file = await DurableAppender.create(path, Buffer.from(`${line}\n`, 'utf8'), opts);
+      return new CastWriter(path, file, clock, clock());
+    } catch (e) {
+      throw new WicketError('WICKET_ERR_RECORDING', `cannot write recording ${path}: ${errorMessage(e)}`, { path });
+    }
+  }
+
+  get state(): CastWriterState {
+    const s = this.file.state;
+    return s === 'open' && this.closing !== null ? 'closing' : s;
+  }
+
+  /** False while the disk lags by more than maxPendingBytes (pause the source), or once closing/failed. */
+  get writable(): boolean {
+    return this.closing === null && this.file.writable;
+  }
+
+  /** Bytes written to the file so far (header included). */
+  get bytesWritten(): number {
+    return this.file.bytesWritten;
+  }
+
+  get error(): WicketError | null {
+    const e = this.file.error;
+    return e === null ? null : this.wrap(e);
+  }
+
+  /** Resolves once the backlog is at most half of maxPendingBytes, or the writer is closing/failed. */
+  drained(): Promise<void> {
+    return this.file.drained();
+  }
+
+  /** Called once when the recording can no longer be written; returns an unsubscribe function. */
+  onError(listener: (err: WicketError) => void): () => void {
+    return this.file.onError((e) => listener(this.wrap(e)));
+  }
+
+  output(data: Buffer): void {
+    if (this.closing !== null) return;
+    this.record('o', this.outDecoder.write(data));
+  }
+
+  input(data: Buffer): void {
+    if (this.closing !== null) return;
+    // The single entry point for keystrokes: a redaction filter (input typed while
+    // the remote side does not echo, i.e. passwords) belongs here, before decoding.
+    this.record('i', this.inDecoder.write(data));
+  }
+
+  resize(cols: number, rows: number): void {
+    // Clients may send 0x0 or absurd sizes; players cannot use them, so they are not recorded.
+    if (this.closing !== null || !isDim(cols) || !isDim(rows)) return;
+    this.record('r', `${cols}x${rows}`);
+  }
+
+  /** A marker event (e.g. "statement refused"), shown as a chapter by players. */
+  marker(label: string): void {
+    if (this.closing !== null) return;
+    this.record('m', label);
+  }
+
+  /** Writes and fsyncs everything recorded so far (for callers that must not run ahead of the disk). */
+  async sync(): Promise<void> {
+    await this.file.sync().catch((e: unknown) => {
+      throw this.wrap(e);
+    });
+  }
+
+  /** Flushes decoders and batch, fsyncs, closes. Idempotent. Rejects with WICKET_ERR_RECORDING if writing failed. */
+  close(): Promise<CastDigest> {
+    if (this.closing === null) {
+      // An incomplete character at the very end becomes U+FFFD rather than vanishing.
+      this.record('o', this.outDecoder.end());
+      this.record('i', this.inDecoder.end());
+      this.closing = this.file.close().then(
+        (d) => ({ sha256: d.sha256, bytes: d.bytes, path: this.path }),
+        (e: unknown) => {
+          throw this.wrap(e);
+        },
+      );
+    }
+    return this.closing;
+  }
+
+  private record(code: CastEventCode, data: string): void {
+    if (data === '' && code !== 'm') return;
+    if (this.file.state !== 'open') return;
+    const now = (this.clock() - this.t0) / 1000;
+    // Times must never go backwards in a cast, whatever the clock does.
+    if (Number.isFinite(now) && now > this.lastTime) this.lastTime = now;
+    this.file.append(Buffer.from(`${encodeEvent(this.lastTime, code, data)}\n`, 'utf8'));
+  }
+
+  /** The same WicketError object for every report of the one failure. */
+  private wrap(e: unknown): WicketError {
+    this.failure ??= new WicketError('WICKET_ERR_RECORDING', `recording ${this.path} failed: ${errorMessage(e)}`, { path: this.path });
+    return this.failure;
+  }
+}
