@@ -1,0 +1,113 @@
+/**
+ * A running broker: config holder, store, audit writer, live-session
+ * registry and the listeners. `wicket serve` and the integration tests both
+ * start it through here.
+ */
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { ConfigHolder } from './config/reload.js';
+import type { Config } from './config/schema.js';
+import { openStore } from './store/open.js';
+import type { Store } from './store/types.js';
+import { AuditWriter } from './audit/writer.js';
+import { Broker } from './broker.js';
+import { ensureHostKeys, type HostKeys } from './keys.js';
+import { listen } from './util/listen.js';
+import { createApp } from '../web/app.js';
+import { Throttle } from './auth/throttle.js';
+import { startPostgres, DEFAULT_MAX_MESSAGE_BYTES } from '../protocols/postgres/index.js';
+
+export interface Running {
+  readonly config: () => Config;
+  readonly store: Store;
+  readonly audit: AuditWriter;
+  readonly broker: Broker;
+  readonly keys: HostKeys;
+  /** Bound addresses by listener name. */
+  readonly addresses: Readonly<Record<string, string>>;
+  reload(): ReturnType<ConfigHolder['reload']>;
+  stop(reason: string): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly log?: (line: string) => void;
+  readonly pollMs?: number;
+}
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export async function startWicket(configPath: string, opts: StartOptions = {}): Promise<Running> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const holder = new ConfigHolder(configPath);
+  const config = holder.current;
+  for (const w of config.warnings) log(`warning: ${w}`);
+  const { keys, created } = await ensureHostKeys(config.dataDir);
+  for (const p of created) log(`created ${p}`);
+  const store = await openStore(config.store, config.dataDir);
+  const audit = new AuditWriter(store, config.dataDir);
+  let recordingProblem: string | null = null;
+  audit.onFailure((err) => {
+    recordingProblem = `audit log cannot be written: ${err.message}`;
+    log(`error: ${recordingProblem}; refusing sessions`);
+  });
+  const broker = new Broker({ config: () => holder.current, store, audit, pollMs: opts.pollMs });
+  await broker.start();
+  await audit.appendNow({ ts: Date.now(), kind: 'broker.start', actor: 'wicket', data: { broker: broker.brokerId, config: config.path, configHash: config.hash } });
+
+  const servers: Server[] = [];
+  const addresses: Record<string, string> = {};
+  const version = packageVersion();
+  if (config.listen.web) {
+    const web = createServer(createApp({ broker, version, unhealthy: () => recordingProblem }));
+    addresses.web = await listen(web, config.listen.web, 'web');
+    servers.push(web);
+    log(`web listening on http://${addresses.web} (GET /healthz)`);
+  }
+
+  const report = (r: ReturnType<ConfigHolder['reload']>): ReturnType<ConfigHolder['reload']> => {
+    if (r.ok) {
+      log(`config reloaded${r.changed ? '' : ' (unchanged)'}: ${holder.current.hash.slice(0, 12)}`);
+      audit.append({ ts: Date.now(), kind: 'config.reload', actor: 'wicket', data: { config: holder.current.path, configHash: holder.current.hash, changed: r.changed } });
+    } else {
+      log(`config reload failed, keeping the running policy:\n${r.error}`);
+      audit.append({ ts: Date.now(), kind: 'config.reload_failed', actor: 'wicket', data: { config: holder.current.path, error: r.error } });
+    }
+    return r;
+  };
+  const throttle = new Throttle();
+  const closers: (() => Promise<void>)[] = [];
+  if (config.listen.postgres) {
+    const pg = await startPostgres(config.listen.postgres, {
+      config: () => holder.current, broker, store, audit, keys, throttle, log,
+      maxMessageBytes: config.limits.max_message_bytes ?? DEFAULT_MAX_MESSAGE_BYTES, authTimeoutMs: 30_000,
+    });
+    closers.push(pg.close);
+    addresses.postgres = pg.address;
+    log(`postgres listening on ${pg.address}`);
+  }
+
+  const reload = (): ReturnType<ConfigHolder['reload']> => report(holder.reload());
+  const unwatch = holder.watchSighup((r) => void report(r));
+
+  let stopping: Promise<void> | null = null;
+  const stop = (reason: string): Promise<void> =>
+    (stopping ??= (async () => {
+      unwatch();
+      for (const s of servers) s.close();
+      await broker.shutdown(reason);
+      await Promise.all(closers.map((c) => c()));
+      await audit.appendNow({ ts: Date.now(), kind: 'broker.stop', actor: 'wicket', data: { broker: broker.brokerId, reason } }).catch(() => undefined);
+      await audit.close();
+      await store.close();
+      for (const s of servers) s.closeAllConnections?.();
+    })());
+
+  return { config: () => holder.current, store, audit, broker, keys, addresses, reload, stop };
+}
