@@ -1,0 +1,263 @@
+/**
+ * The live-session registry. Every adapter opens its sessions here: the
+ * broker asks policy, opens the recorder (fail closed: no recorder, no
+ * session), registers the session and ends it on kill, lock, revocation,
+ * expiry or recorder failure. Changes made by the CLI or another broker
+ * arrive through the store's control queue, polled every `pollMs`, which
+ * works the same on one SQLite file or a shared PostgreSQL store.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Config, Protocol } from './config/schema.js';
+import { WicketError, errorMessage, type ErrorCode } from './errors.js';
+import { decide } from './policy/decide.js';
+import type { Allow, Decision, DenyReason } from './policy/types.js';
+import type { AuditWriter } from './audit/writer.js';
+import type { ControlRecord, SessionRecord, Store } from './store/types.js';
+import type { SessionEvent, SessionHandle, SessionOutcome, SessionRequest, TerminalRecorder } from './session.js';
+import { CastWriter } from '../recordings/terminal.js';
+import { recordingPath } from '../recordings/paths.js';
+import { sessionEventToAudit } from '../recordings/queries.js';
+
+export interface BrokerOptions {
+  readonly config: () => Config;
+  readonly store: Store;
+  readonly audit: AuditWriter;
+  readonly brokerId?: string;
+  readonly clock?: () => number;
+  readonly pollMs?: number;
+}
+
+export interface TerminalOptions {
+  readonly cols: number;
+  readonly rows: number;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly title?: string;
+}
+
+/** What an adapter holds for a session it opened. */
+export interface ActiveSession {
+  readonly id: string;
+  readonly decision: Allow;
+  readonly record: SessionRecord;
+  /** The asciicast recorder, for terminal sessions. */
+  readonly terminal: TerminalRecorder | null;
+  /** Queue an event; false means the audit queue is full: pause the client until drained(). */
+  emit(event: SessionEvent): boolean;
+  drained(): Promise<void>;
+  /** End the session (idempotent); returns when the end is durable. */
+  end(outcome: SessionOutcome): Promise<void>;
+}
+
+interface Entry {
+  record: SessionRecord;
+  decision: Allow;
+  handle: SessionHandle;
+  cast: CastWriter | null;
+  terminatedBy: string | null;
+  ended: Promise<void> | null;
+}
+
+const DENY_CODES: Record<DenyReason, ErrorCode> = {
+  unknown_user: 'WICKET_ERR_UNKNOWN_USER',
+  unknown_target: 'WICKET_ERR_UNKNOWN_TARGET',
+  unknown_segment: 'WICKET_ERR_UNKNOWN_SEGMENT',
+  protocol_mismatch: 'WICKET_ERR_POLICY_DENY',
+  segment_locked: 'WICKET_ERR_SEGMENT_LOCKED',
+  no_rule: 'WICKET_ERR_POLICY_DENY',
+  approval_required: 'WICKET_ERR_APPROVAL_REQUIRED',
+};
+
+/** Sortable, short, URL- and path-safe session ids: time in base36 + 48 random bits. */
+export function newSessionId(now: number): string {
+  return `${now.toString(36)}${randomBytes(6).toString('hex')}`;
+}
+
+export class Broker {
+  readonly brokerId: string;
+  private readonly opts: BrokerOptions;
+  private readonly clock: () => number;
+  private readonly live = new Map<string, Entry>();
+  private lastControl = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private failed: Error | null = null;
+
+  constructor(opts: BrokerOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? Date.now;
+    this.brokerId = opts.brokerId ?? `b_${randomBytes(4).toString('hex')}`;
+    // Fail closed: when the audit log cannot be written, no session keeps running.
+    opts.audit.onFailure((err) => {
+      this.failed = err;
+      for (const id of [...this.live.keys()]) this.terminate(id, 'recording failed');
+    });
+  }
+
+  /** Starts following the control queue and enforcing session deadlines. */
+  async start(): Promise<void> {
+    this.lastControl = await this.opts.store.lastControlId();
+    this.timer = setInterval(() => void this.tick(), this.opts.pollMs ?? 250);
+    this.timer.unref();
+  }
+
+  async authorize(user: string, target: string, protocol?: Protocol): Promise<Decision> {
+    const now = this.clock();
+    const [grants, locks] = await Promise.all([this.opts.store.activeGrants(user, now), this.opts.store.listLocks()]);
+    return decide({ config: this.opts.config(), user, target, protocol, now, grants, locks });
+  }
+
+  /** Authorizes and opens a session; throws WicketError (deny, limit, recording) with a message for the client. */
+  async open(req: SessionRequest, handle: SessionHandle, terminal?: TerminalOptions): Promise<ActiveSession> {
+    const { store, audit } = this.opts;
+    if (this.failed) throw new WicketError('WICKET_ERR_RECORDING', `recording unavailable: ${this.failed.message}`);
+    const decision = await this.authorize(req.user, req.target, req.protocol);
+    if (decision.type === 'deny') {
+      await audit.appendNow({
+        ts: this.clock(), kind: 'policy.deny', actor: req.user, target: req.target,
+        data: { reason: decision.reason, message: decision.message, rule: decision.rule?.label ?? null, protocol: req.protocol, clientAddr: req.clientAddr },
+      });
+      throw new WicketError(DENY_CODES[decision.reason], decision.message, { reason: decision.reason });
+    }
+    const cap = this.opts.config().limits.sessions_per_user;
+    if (cap !== undefined && [...this.live.values()].filter((e) => e.record.user === req.user).length >= cap) {
+      throw new WicketError('WICKET_ERR_LIMIT', `${req.user} already has ${cap} live sessions (limits.sessions_per_user)`);
+    }
+    const now = this.clock();
+    const id = newSessionId(now);
+    const relPath = terminal ? recordingPath(id, now) : null;
+    let cast: CastWriter | null = null;
+    if (terminal && relPath) {
+      try {
+        cast = await CastWriter.open(join(this.opts.config().dataDir, relPath), {
+          width: terminal.cols, height: terminal.rows, env: terminal.env, title: terminal.title ?? `${req.user}@${req.target}`, timestamp: Math.floor(now / 1000),
+        });
+      } catch (err) {
+        await audit.appendNow({ ts: this.clock(), kind: 'session.refused', actor: req.user, target: req.target, data: { reason: errorMessage(err) } }).catch(() => undefined);
+        throw err instanceof WicketError ? err : new WicketError('WICKET_ERR_RECORDING', errorMessage(err));
+      }
+    }
+    const record: SessionRecord = {
+      id, user: req.user, target: req.target, segment: decision.segment, protocol: req.protocol, clientAddr: req.clientAddr,
+      brokerId: this.brokerId, rule: decision.rule.label, access: decision.access, grantId: decision.grantId,
+      startedAt: now, endedAt: null, status: 'live', endReason: null, recordingPath: relPath, recordingSha256: null, recordingBytes: null,
+      meta: { authMethod: req.authMethod, ...(req.meta ?? {}) },
+    };
+    try {
+      await store.createSession(record);
+      await audit.appendNow({
+        ts: now, kind: 'session.start', actor: req.user, sessionId: id, target: req.target,
+        data: { segment: decision.segment, protocol: req.protocol, rule: decision.rule.label, access: decision.access, grantId: decision.grantId, clientAddr: req.clientAddr, authMethod: req.authMethod, endsAt: decision.endsAt, meta: req.meta ?? {} },
+      });
+    } catch (err) {
+      await cast?.close().catch(() => undefined);
+      throw new WicketError('WICKET_ERR_RECORDING', `cannot record session: ${errorMessage(err)}`);
+    }
+    const entry: Entry = { record, decision, handle, cast, terminatedBy: null, ended: null };
+    this.live.set(id, entry);
+    cast?.onError((err) => this.terminate(id, `recording failed: ${err.message}`));
+    return this.activeSession(entry);
+  }
+
+  private activeSession(entry: Entry): ActiveSession {
+    const { audit } = this.opts;
+    const { id, user, target } = entry.record;
+    return {
+      id, decision: entry.decision, record: entry.record, terminal: entry.cast,
+      emit: (event) => audit.append(sessionEventToAudit(event, { actor: user, sessionId: id, target })),
+      drained: () => audit.drained(),
+      end: (outcome) => (entry.ended ??= this.finish(entry, outcome)),
+    };
+  }
+
+  private async finish(entry: Entry, outcome: SessionOutcome): Promise<void> {
+    const now = this.clock();
+    let digest: { sha256: string; bytes: number } | null = null;
+    let recordingError: string | null = null;
+    if (entry.cast) {
+      try {
+        digest = await entry.cast.close();
+      } catch (err) {
+        recordingError = errorMessage(err);
+      }
+    }
+    const status = entry.terminatedBy !== null ? 'terminated' : recordingError ? 'failed' : outcome.status;
+    const reason = entry.terminatedBy ?? recordingError ?? outcome.reason ?? null;
+    try {
+      await this.opts.store.endSession(entry.record.id, { endedAt: now, status, endReason: reason, recordingSha256: digest?.sha256 ?? null, recordingBytes: digest?.bytes ?? null });
+      await this.opts.audit.flush();
+      await this.opts.audit.appendNow({
+        ts: now, kind: 'session.end', actor: entry.record.user, sessionId: entry.record.id, target: entry.record.target,
+        data: { status, reason, durationMs: now - entry.record.startedAt, recording: entry.record.recordingPath ? { path: entry.record.recordingPath, sha256: digest?.sha256 ?? null, bytes: digest?.bytes ?? null } : null },
+      });
+    } finally {
+      this.live.delete(entry.record.id);
+    }
+  }
+
+  /** Ends a live session on this broker. Returns false when it is not here. */
+  terminate(id: string, reason: string): boolean {
+    const entry = this.live.get(id);
+    if (!entry) return false;
+    if (entry.terminatedBy === null) {
+      entry.terminatedBy = reason;
+      try {
+        entry.handle.terminate(reason);
+      } catch {
+        // The adapter's socket may already be gone; the forced end below still records it.
+      }
+      // An adapter that never reports the end must not leave a live row behind.
+      setTimeout(() => {
+        if (this.live.get(id) === entry) void this.activeSession(entry).end({ status: 'ended', reason }).catch(() => undefined);
+      }, 5000).unref();
+    }
+    return true;
+  }
+
+  liveSessions(): SessionRecord[] {
+    return [...this.live.values()].map((e) => e.record);
+  }
+
+  /** One pass of the control loop: signals from the store, then deadlines. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const signals = await this.opts.store.readControl(this.lastControl);
+      for (const s of signals) {
+        this.lastControl = s.id;
+        this.apply(s);
+      }
+      const now = this.clock();
+      for (const [id, e] of this.live) {
+        if (e.decision.endsAt !== null && now >= e.decision.endsAt) {
+          const byGrant = e.decision.grantId !== null && e.decision.maxDurationMs === null;
+          this.terminate(id, byGrant || !e.decision.maxDurationMs ? `access to ${e.record.target} expired` : `access to ${e.record.target} expired (max_duration reached)`);
+        }
+      }
+    } catch {
+      // A store hiccup must not stop the loop; the next tick retries from the same id.
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private apply(s: ControlRecord): void {
+    for (const [id, e] of this.live) {
+      if (s.kind === 'kill' && s.sessionId === id) this.terminate(id, s.reason);
+      if (s.kind === 'lock' && s.segment === e.record.segment) this.terminate(id, `segment ${s.segment} locked: ${s.reason}`);
+      if (s.kind === 'revoke' && s.grantId !== null && s.grantId === e.decision.grantId) this.terminate(id, `access to ${e.record.target} revoked`);
+    }
+  }
+
+  /** Ends every live session with `reason` and waits (bounded) for their ends to be recorded. */
+  async shutdown(reason: string, waitMs = 5000): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const entries = [...this.live.values()];
+    for (const e of entries) this.terminate(e.record.id, reason);
+    const deadline = new Promise<void>((r) => setTimeout(r, waitMs).unref());
+    const ends = entries.map((e) => e.ended ?? this.activeSession(e).end({ status: 'ended', reason }));
+    await Promise.race([Promise.allSettled(ends), deadline]);
+  }
+}
