@@ -1,0 +1,2 @@
+export { SqliteStore } from './store.js';
+export { MIGRATIONS } from './migrations.js';
