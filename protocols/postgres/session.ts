@@ -29,7 +29,12 @@ import { WicketError, errorMessage, isWicketError } from '../../src/errors.js';
 import type { ActiveSession } from '../../src/broker.js';
 import { splitLogin, type PgDeps } from './deps.js';
 
-type State = 'startup' | 'sasl' | 'connecting' | 'relay' | 'closed';
+/**
+ * `lookup`: a StartupMessage was accepted and the user's secrets are being
+ * read; the client must wait for AuthenticationSASL, so any byte now is a
+ * protocol violation (not a second startup packet).
+ */
+type State = 'startup' | 'lookup' | 'sasl' | 'connecting' | 'relay' | 'closed';
 
 /** Startup parameters passed through to the upstream; everything else is refused (deny by default). */
 const PASS_PARAMS = new Set([
@@ -71,6 +76,7 @@ export class PgConnection {
     try {
       if (this.state === 'startup') return this.startupData(chunk);
       if (this.state === 'sasl') return await this.saslData(chunk);
+      if (this.state === 'lookup') return this.refuse('08P01', 'message received before the authentication request');
       // 'connecting': the client must wait for ReadyForQuery; anything sent now is a protocol error.
       if (this.state === 'connecting') this.refuse('08P01', 'message received before the connection was ready');
     } catch (err) {
@@ -119,6 +125,7 @@ export class PgConnection {
   }
 
   private async startup(major: number, minor: number, params: Record<string, string>): Promise<void> {
+    this.state = 'lookup';
     if (major !== 3) return this.refuse('0A000', `unsupported frontend protocol ${major}.${minor}: wicket speaks 3.0`);
     const unsupported = Object.keys(params).filter((k) => k.startsWith('_pq_.'));
     if (minor > 0 || unsupported.length) this.sock.write(negotiateProtocolVersion(0, unsupported));
@@ -138,13 +145,15 @@ export class PgConnection {
     this.user = login.user;
     this.target = login.target;
     const now = Date.now();
-    const wait = this.deps.throttle.retryAfter(throttleKeys(this.user, this.addr), now);
+    const wait = this.deps.throttle.retryAfter(this.throttleKeys(), now);
     if (wait > 0) return this.refuse('28000', `too many failed login attempts; try again in ${Math.ceil(wait / 1000)} s`);
     if (!this.deps.config().users.some((u) => u.name === this.user)) {
       this.authFailed('unknown user');
       return this.refuse('28000', `unknown user "${this.user}"`);
     }
-    this.scram = new ScramServer(await scramCandidates(this.deps.store, this.user, now));
+    const candidates = await scramCandidates(this.deps.store, this.user, now);
+    if (this.state !== 'lookup') return; // closed or refused meanwhile
+    this.scram = new ScramServer(candidates);
     this.frames = new FrameParser({ maxMessageBytes: 64 * 1024 });
     this.state = 'sasl';
     this.sock.write(authSASL([SCRAM_MECHANISM]));
@@ -171,14 +180,23 @@ export class PgConnection {
         return this.refuse('28P01', `password authentication failed for user "${this.user}"`);
       }
       this.authMethod = r.candidate.method;
-      this.deps.throttle.succeed(throttleKeys(this.user, this.addr));
+      this.deps.throttle.succeed(this.throttleKeys());
       this.sock.write(authSASLFinal(r.serverFinal));
       await this.connect();
     }
   }
 
+  /**
+   * Per user and per source HOST: `addr` carries the client's port, which is
+   * new on every connection, so keying on it would never throttle a spray of
+   * guesses (or of user names) from one machine.
+   */
+  private throttleKeys(): string[] {
+    return throttleKeys(this.user, this.addr.replace(/:\d+$/, ''));
+  }
+
   private authFailed(why: string): void {
-    this.deps.throttle.fail(throttleKeys(this.user, this.addr), Date.now());
+    this.deps.throttle.fail(this.throttleKeys(), Date.now());
     this.deps.audit.append({ ts: Date.now(), kind: 'auth.fail', actor: this.user, target: this.target, data: { protocol: 'postgres', clientAddr: this.addr, reason: why } });
   }
 
@@ -205,6 +223,13 @@ export class PgConnection {
       return this.refuse(isWicketError(err, 'WICKET_ERR_RECORDING') ? '58000' : '28000', errorMessage(err));
     }
     const session = this.session;
+    if (this.state !== 'connecting') {
+      // The client left (or was refused) while the broker was opening the session: close() ran
+      // before there was a session to end, so end it here or it stays live forever.
+      this.session = null;
+      await session.end({ status: 'ended', reason: 'client disconnected during login' }).catch(() => undefined);
+      return;
+    }
     const d = session.decision;
     const policy = { access: d.access, denySql: d.denySql, rule: d.rule.label };
     const enc = this.params.client_encoding;

@@ -1,7 +1,8 @@
 /**
  * Failed-login throttling, per user and per source address (both keys are
- * checked; either one being blocked refuses). After `freeFailures` failures
- * inside `windowMs`, each further failure doubles the block, up to `maxBlockMs`.
+ * checked; either one being blocked refuses). The `freeFailures`-th failure
+ * inside `windowMs` blocks for 1 s and each further one doubles the block, up
+ * to `maxBlockMs`: with the default 5, the 6th attempt is refused outright.
  * The table is capped so a spray of random user names cannot grow memory.
  */
 export interface ThrottleOptions {
@@ -47,7 +48,7 @@ export class Throttle {
       }
       e.failures++;
       const over = e.failures - this.opts.freeFailures;
-      if (over > 0) e.blockedUntil = now + Math.min(1000 * 2 ** Math.min(over - 1, 20), this.opts.maxBlockMs);
+      if (over >= 0) e.blockedUntil = now + Math.min(1000 * 2 ** Math.min(over, 20), this.opts.maxBlockMs);
     }
     // Map iterates in insertion order: drop the oldest entries past the cap.
     while (this.entries.size > this.opts.maxEntries) {
