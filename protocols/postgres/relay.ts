@@ -73,7 +73,8 @@ export interface RelayOptions {
   readonly policy: SqlPolicy;
   readonly maxMessageBytes: number;
   readonly log: (line: string) => void;
-  readonly onClose: () => void;
+  /** Called once; `reason` is null when the client ended the session normally. */
+  readonly onClose: (reason: string | null) => void;
 }
 
 export class Relay {
@@ -99,7 +100,7 @@ export class Relay {
     client.on('data', (c: Buffer) => this.onClient(c));
     upstream.on('data', (c: Buffer) => this.onUpstream(c));
     client.on('close', () => this.close(null));
-    upstream.on('close', () => this.close(null));
+    upstream.on('close', () => this.close(this.state === 'running' ? 'upstream closed the connection' : null));
     client.on('error', () => this.close(null));
     upstream.on('error', (e) => this.close(`upstream connection lost: ${e.message}`));
     if (leftover.length) this.onUpstream(leftover);
@@ -214,6 +215,6 @@ export class Relay {
     this.state = 'closed';
     this.o.upstream.destroy();
     if (!this.o.client.destroyed) this.o.client.end();
-    this.o.onClose();
+    this.o.onClose(reason);
   }
 }

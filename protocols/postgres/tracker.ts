@@ -9,7 +9,10 @@
  * Describe → [ParameterDescription] RowDescription|NoData, Execute →
  * DataRow* then CommandComplete|EmptyQueryResponse|PortalSuspended, Sync and
  * simple Query → ... ReadyForQuery. After an error in the extended protocol
- * the server skips everything up to the next Sync.
+ * the server skips everything up to the next Sync, a Query included.
+ * Prepared statements and portals are the server's state: they change when
+ * the server confirms (ParseComplete, BindComplete, CloseComplete, the tag
+ * of a SQL-level PREPARE/DEALLOCATE/DISCARD), never on the client's word.
  */
 import { BACKEND, commandTagRows, decodeBackend } from './backend.js';
 import type { FrontendMessage } from './frontend.js';
@@ -17,23 +20,37 @@ import type { QueryEvent, QueryParam } from '../../src/session.js';
 
 interface Prepared {
   readonly sql: string;
-  readonly paramTypes: number[];
+  /** Type OIDs as declared in Parse (0 = unspecified). */
+  readonly paramTypes: readonly number[];
+  /** Type OIDs the server reported in ParameterDescription (answering Describe Statement), once known. */
+  described?: readonly number[];
 }
 
 interface Portal {
   readonly statement: string;
   readonly sql: string;
-  readonly params: QueryParam[];
+  /** Decoded without types; typedParams() adds them from `prepared` when the event is emitted. */
+  readonly params: readonly QueryParam[];
+  readonly prepared: Prepared | undefined;
 }
 
-/** What one client message is waiting for. `injected` entries are ours (a refusal), their answers are not forwarded. */
+/**
+ * What one client message is waiting for. `injected` entries are ours (a
+ * refusal), their answers are not forwarded.
+ *
+ * Statements and portals are resolved when the SERVER answers, not when the
+ * client sends: a Parse the server rejects (name taken) or skips (after an
+ * earlier error, up to Sync) must not change what later executions are
+ * recorded as, or a client could run one statement while the recording
+ * shows another.
+ */
 type Pending =
   | { kind: 'query'; statements: readonly string[]; index: number; startedAt: number; t0: number; rows: number; bytes: number; failed: boolean }
-  | { kind: 'parse'; statement: string; sql: string; startedAt: number; t0: number; injected: boolean }
-  | { kind: 'bind'; portal: Portal; startedAt: number; t0: number; injected: boolean }
-  | { kind: 'describe' }
-  | { kind: 'close' }
-  | { kind: 'execute'; portalName: string; portal: Portal | null; startedAt: number; t0: number; rows: number; bytes: number; injected: boolean; refusedParse?: { statement: string; sql: string } }
+  | { kind: 'parse'; statement: string; sql: string; paramTypes: readonly number[]; startedAt: number; t0: number; injected: boolean }
+  | { kind: 'bind'; portalName: string; statement: string; params: readonly QueryParam[]; startedAt: number; t0: number; injected: boolean }
+  | { kind: 'describe'; statement: string | null }
+  | { kind: 'close'; target: 'S' | 'P'; name: string }
+  | { kind: 'execute'; portalName: string; startedAt: number; t0: number; rows: number; bytes: number; injected: boolean; refusedParse?: { statement: string; sql: string } }
   | { kind: 'function_call'; oid: number; params: QueryParam[]; startedAt: number; t0: number }
   | { kind: 'sync' };
 
@@ -46,15 +63,56 @@ const defaultClock: TrackerClock = { wall: Date.now, mono: () => performance.now
 
 /** Caps what one session keeps in memory for statement bookkeeping. */
 const MAX_PREPARED = 10_000;
+const MAX_PORTALS = 10_000;
 const MAX_PENDING = 100_000;
+/**
+ * What an error at Sync is recorded as: the implicit transaction's commit.
+ * (A simple Query commits before its last CommandComplete, so there the
+ * error lands on the last statement by itself.)
+ */
+export const IMPLICIT_COMMIT = 'COMMIT (implicit transaction)';
+/** What an ErrorResponse no message asked for is recorded as (typically a FATAL as the server ends the session). */
+export const OUTSIDE_STATEMENT = '(outside any statement)';
 
 export function decodeParams(params: readonly (Buffer | null)[], formats: readonly number[], types: readonly number[]): QueryParam[] {
   return params.map((p, i) => {
     const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : formats[i] ?? 0;
-    const type = types[i] ?? null;
+    const type = types[i] || null; // 0 = unspecified
     if (p === null) return { type, format: 'null', value: null };
     return format === 1 ? { type, format: 'binary', value: p.toString('hex') } : { type, format: 'text', value: p.toString('utf8') };
   });
+}
+
+/** Parameter types: as declared in Parse, else as the server described them, else unknown (null). */
+function typedParams(params: readonly QueryParam[], st: Prepared | undefined): QueryParam[] {
+  if (!st || (st.paramTypes.length === 0 && !st.described)) return params as QueryParam[];
+  return params.map((p, i) => {
+    const type = st.paramTypes[i] || st.described?.[i] || null;
+    return type === p.type ? p : { ...p, type };
+  });
+}
+
+/**
+ * The statement name after `PREPARE` / `DEALLOCATE [PREPARE]` at the start
+ * of `sql`, as the server folds it (unquoted: lower case; quoted: as is), or
+ * null when it is not a plain identifier followed by a break. Callers treat
+ * null as "some name changed" and forget every statement: never guess.
+ */
+function sqlStatementName(sql: string, keyword: RegExp): string | null {
+  const m = keyword.exec(sql);
+  if (!m) return null;
+  const id = /^("(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)(?=\s|\(|$)/.exec(sql.slice(m[0].length));
+  if (!id) return null;
+  return id[1]!.startsWith('"') ? id[1]!.slice(1, -1).replace(/""/g, '"') : id[1]!.toLowerCase();
+}
+const PREPARE = /^\s*prepare\s+/i;
+const DEALLOCATE = /^\s*deallocate\s+(?:prepare\s+)?/i;
+
+/** Sets `key` in a capped map, evicting the oldest entry when full. */
+function capSet<V>(map: Map<string, V>, key: string, value: V, cap: number): void {
+  map.delete(key);
+  if (map.size >= cap) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }
 
 export class StatementTracker {
@@ -62,6 +120,12 @@ export class StatementTracker {
   private readonly portals = new Map<string, Portal>();
   private readonly pending: Pending[] = [];
   private head = 0;
+  /**
+   * The server reported an extended-protocol error before the client's Sync
+   * was sent: it now discards every message (a Query too) up to that Sync,
+   * answering none of them, so none of them may wait for an answer here.
+   */
+  private skipping = false;
 
   constructor(
     private readonly emit: (event: QueryEvent) => void,
@@ -73,6 +137,10 @@ export class StatementTracker {
   }
 
   private push(p: Pending): void {
+    if (this.skipping) {
+      if (p.kind !== 'sync') return;
+      this.skipping = false;
+    }
     if (this.inFlight >= MAX_PENDING) throw new Error(`more than ${MAX_PENDING} messages awaiting a server answer`);
     this.pending.push(p);
   }
@@ -88,25 +156,15 @@ export class StatementTracker {
     const t0 = this.clock.mono();
     switch (msg.type) {
       case 'parse':
-        if (!injected) {
-          if (this.prepared.size >= MAX_PREPARED && !this.prepared.has(msg.statement)) this.prepared.delete(this.prepared.keys().next().value!);
-          this.prepared.set(msg.statement, { sql: msg.sql, paramTypes: msg.paramTypes });
-        }
-        return this.push({ kind: 'parse', statement: msg.statement, sql: msg.sql, startedAt, t0, injected });
-      case 'bind': {
-        const st = this.prepared.get(msg.statement);
-        const portal: Portal = { statement: msg.statement, sql: st?.sql ?? '', params: decodeParams(msg.params, msg.paramFormats, st?.paramTypes ?? []) };
-        if (!injected) this.portals.set(msg.portal, portal);
-        return this.push({ kind: 'bind', portal, startedAt, t0, injected });
-      }
+        return this.push({ kind: 'parse', statement: msg.statement, sql: msg.sql, paramTypes: msg.paramTypes, startedAt, t0, injected });
+      case 'bind':
+        return this.push({ kind: 'bind', portalName: msg.portal, statement: msg.statement, params: decodeParams(msg.params, msg.paramFormats, []), startedAt, t0, injected });
       case 'execute':
-        return this.push({ kind: 'execute', portalName: msg.portal, portal: this.portals.get(msg.portal) ?? null, startedAt, t0, rows: 0, bytes: 0, injected });
+        return this.push({ kind: 'execute', portalName: msg.portal, startedAt, t0, rows: 0, bytes: 0, injected });
       case 'describe':
-        return this.push({ kind: 'describe' });
+        return this.push({ kind: 'describe', statement: msg.kind === 'S' ? msg.name : null });
       case 'close':
-        if (msg.kind === 'S') this.prepared.delete(msg.name);
-        else this.portals.delete(msg.name);
-        return this.push({ kind: 'close' });
+        return this.push({ kind: 'close', target: msg.kind, name: msg.name });
       case 'sync':
         return this.push({ kind: 'sync' });
       case 'function_call':
@@ -129,10 +187,9 @@ export class StatementTracker {
   refusedParse(statement: string, sql: string): void {
     const startedAt = this.clock.wall();
     const t0 = this.clock.mono();
-    const portal: Portal = { statement: '', sql, params: [] };
-    this.push({ kind: 'parse', statement: '', sql, startedAt, t0, injected: true });
-    this.push({ kind: 'bind', portal, startedAt, t0, injected: true });
-    this.push({ kind: 'execute', portalName: '', portal, startedAt, t0, rows: 0, bytes: 0, injected: true, refusedParse: { statement, sql } });
+    this.push({ kind: 'parse', statement: '', sql, paramTypes: [], startedAt, t0, injected: true });
+    this.push({ kind: 'bind', portalName: '', statement: '', params: [], startedAt, t0, injected: true });
+    this.push({ kind: 'execute', portalName: '', startedAt, t0, rows: 0, bytes: 0, injected: true, refusedParse: { statement, sql } });
   }
 
   private current(): Pending | undefined {
@@ -166,23 +223,50 @@ export class StatementTracker {
       if (cur && (cur.kind === 'query' || cur.kind === 'execute')) cur.bytes += end - start - 5;
       return true;
     }
-    if (!cur) return true;
+    if (!cur) {
+      // Nothing asked for it: the server is ending the connection (pg_terminate_backend, shutdown, idle timeouts).
+      if (type === BACKEND.ErrorResponse) this.asyncError(buf.subarray(start + 5, end));
+      return true;
+    }
     const body = buf.subarray(start + 5, end);
     switch (type) {
       case BACKEND.ParseComplete:
-      case BACKEND.BindComplete:
-        if (cur.kind === 'parse' || cur.kind === 'bind') {
+        if (cur.kind !== 'parse') return true;
+        this.pop();
+        // The server now holds this statement under this name. Ours (a refusal) replaced the unnamed statement with no client SQL.
+        if (cur.injected) this.prepared.delete(cur.statement);
+        else capSet(this.prepared, cur.statement, { sql: cur.sql, paramTypes: cur.paramTypes }, MAX_PREPARED);
+        return !cur.injected;
+      case BACKEND.BindComplete: {
+        if (cur.kind !== 'bind') return true;
+        this.pop();
+        if (cur.injected) {
+          this.portals.delete(cur.portalName);
+          return false;
+        }
+        const st = this.prepared.get(cur.statement);
+        capSet(this.portals, cur.portalName, { statement: cur.statement, sql: st?.sql ?? '', params: cur.params, prepared: st }, MAX_PORTALS);
+        return true;
+      }
+      case BACKEND.CloseComplete:
+        if (cur.kind === 'close') {
           this.pop();
-          return !cur.injected;
+          (cur.target === 'S' ? this.prepared : this.portals).delete(cur.name);
         }
         return true;
-      case BACKEND.CloseComplete:
       case BACKEND.NoData:
-        if (cur.kind === 'close' || cur.kind === 'describe') this.pop();
+        if (cur.kind === 'describe') this.pop();
         return true;
       case BACKEND.RowDescription:
         if (cur.kind === 'describe') this.pop();
         return true;
+      case BACKEND.ParameterDescription: {
+        // First half of the answer to Describe Statement: the server's idea of every parameter's type.
+        const st = cur.kind === 'describe' && cur.statement !== null ? this.prepared.get(cur.statement) : undefined;
+        const msg = st ? decodeBackend(type, body) : null;
+        if (st && msg?.type === 'parameter_description') st.described = msg.types;
+        return true;
+      }
       case BACKEND.CommandComplete:
       case BACKEND.EmptyQueryResponse:
       case BACKEND.PortalSuspended:
@@ -197,7 +281,7 @@ export class StatementTracker {
         }
         return true;
       case BACKEND.ReadyForQuery:
-        this.ready();
+        this.ready(body[0] ?? 0);
         return true;
       default:
         return true;
@@ -213,9 +297,10 @@ export class StatementTracker {
     if (cur.kind === 'execute') {
       this.pop();
       if (cur.injected || type === BACKEND.EmptyQueryResponse) return;
+      const portal = this.portals.get(cur.portalName);
       this.emit({
-        type: 'query', step: 'execute', startedAt: cur.startedAt, durationMs: this.since(cur), sql: cur.portal?.sql ?? '',
-        statement: cur.portal?.statement, portal: cur.portalName, params: cur.portal?.params ?? [],
+        type: 'query', step: 'execute', startedAt: cur.startedAt, durationMs: this.since(cur), sql: portal?.sql ?? '',
+        statement: portal?.statement, portal: cur.portalName, params: portal ? typedParams(portal.params, portal.prepared) : [],
         rows: tag && tag !== 'SUSPENDED' ? commandTagRows(tag) ?? cur.rows : cur.rows, tag, bytes: cur.bytes || undefined, error: null,
       });
     }
@@ -227,6 +312,7 @@ export class StatementTracker {
       type: 'query', step: 'query', startedAt: cur.startedAt, durationMs: this.since(cur), sql,
       rows: tag ? commandTagRows(tag) ?? cur.rows : error ? null : cur.rows, tag, bytes: cur.bytes || undefined, error,
     });
+    if (tag) this.sqlLevel(tag, sql);
     cur.index++;
     cur.rows = 0;
     cur.bytes = 0;
@@ -234,9 +320,27 @@ export class StatementTracker {
     cur.t0 = this.clock.mono();
   }
 
+  /**
+   * SQL-level PREPARE / DEALLOCATE / DISCARD share the namespace of
+   * protocol-level statements: a Bind may execute what PREPARE defined.
+   */
+  private sqlLevel(tag: string, sql: string): void {
+    if (tag === 'DISCARD ALL' || tag === 'DEALLOCATE ALL') {
+      this.prepared.clear();
+      if (tag === 'DISCARD ALL') this.portals.clear();
+      return;
+    }
+    if (tag !== 'PREPARE' && tag !== 'DEALLOCATE') return;
+    const name = sqlStatementName(sql, tag === 'PREPARE' ? PREPARE : DEALLOCATE);
+    if (name === null) this.prepared.clear();
+    else if (tag === 'DEALLOCATE') this.prepared.delete(name);
+    else capSet(this.prepared, name, { sql, paramTypes: [] }, MAX_PREPARED);
+  }
+
   private error(cur: Pending, body: Buffer): void {
     const msg = decodeBackend(BACKEND.ErrorResponse, body);
     const error = msg.type === 'error_response' ? { code: msg.fields.code, message: msg.fields.message } : { code: 'XX000', message: 'error' };
+    const severity = msg.type === 'error_response' ? msg.fields.severity : 'ERROR';
     switch (cur.kind) {
       case 'query':
         cur.failed = true;
@@ -246,35 +350,57 @@ export class StatementTracker {
         this.emit({ type: 'query', step: 'function_call', startedAt: cur.startedAt, durationMs: this.since(cur), sql: `function oid ${cur.oid}`, params: cur.params, rows: null, tag: null, error });
         return;
       case 'sync':
+        // Sync commits the implicit transaction; that can fail after every Execute succeeded.
+        if (severity === 'ERROR') this.emit({ type: 'query', step: 'other', startedAt: this.clock.wall(), durationMs: 0, sql: IMPLICIT_COMMIT, rows: null, tag: null, error });
         return;
       case 'parse':
+        // A failed Parse of the unnamed statement still dropped the previous one; a named one stays as it was.
+        if (cur.statement === '') this.prepared.delete('');
         if (cur.injected) break;
         this.emit({ type: 'query', step: 'parse', startedAt: cur.startedAt, durationMs: this.since(cur), sql: cur.sql, statement: cur.statement, error, rows: null, tag: null });
         break;
-      case 'bind':
-        if (!cur.injected) this.emit({ type: 'query', step: 'bind', startedAt: cur.startedAt, durationMs: this.since(cur), sql: cur.portal.sql, statement: cur.portal.statement, params: cur.portal.params, error, rows: null, tag: null });
+      case 'bind': {
+        if (cur.injected) break;
+        const st = this.prepared.get(cur.statement);
+        this.emit({ type: 'query', step: 'bind', startedAt: cur.startedAt, durationMs: this.since(cur), sql: st?.sql ?? '', statement: cur.statement, params: typedParams(cur.params, st), error, rows: null, tag: null });
         break;
-      case 'execute':
+      }
+      case 'execute': {
         if (cur.refusedParse) {
           this.emit({ type: 'query', step: 'parse', startedAt: cur.startedAt, durationMs: this.since(cur), sql: cur.refusedParse.sql, statement: cur.refusedParse.statement, error, rows: null, tag: null });
           break;
         }
+        const portal = this.portals.get(cur.portalName);
         this.emit({
-          type: 'query', step: 'execute', startedAt: cur.startedAt, durationMs: this.since(cur), sql: cur.portal?.sql ?? '', statement: cur.portal?.statement,
-          portal: cur.portalName, params: cur.portal?.params ?? [], rows: null, tag: null, error,
+          type: 'query', step: 'execute', startedAt: cur.startedAt, durationMs: this.since(cur), sql: portal?.sql ?? '', statement: portal?.statement,
+          portal: cur.portalName, params: portal ? typedParams(portal.params, portal.prepared) : [], rows: null, tag: null, error,
         });
         break;
+      }
       default:
         break;
     }
-    // Extended protocol: the server now skips everything up to the next Sync.
+    // Extended protocol: the server now skips everything up to the next Sync (also what the client has yet to send).
     while (this.current() && this.current()!.kind !== 'sync') this.pop();
+    if (!this.current()) this.skipping = true;
   }
 
-  private ready(): void {
+  private asyncError(body: Buffer): void {
+    const msg = decodeBackend(BACKEND.ErrorResponse, body);
+    if (msg.type !== 'error_response') return;
+    this.emit({ type: 'query', step: 'other', startedAt: this.clock.wall(), durationMs: 0, sql: OUTSIDE_STATEMENT, rows: null, tag: null, error: { code: msg.fields.code, message: msg.fields.message } });
+  }
+
+  /** ReadyForQuery with the transaction status byte: 'I' idle, 'T' in a block, 'E' in a failed block. */
+  private ready(status: number): void {
+    // Protocol-level portals live until the end of their transaction.
+    if (status === 0x49) this.portals.clear();
     for (let p = this.current(); p; p = this.current()) {
       this.pop();
       if (p.kind === 'query') {
+        // A simple Query drops the unnamed statement (exec_simple_query); its portal went with its transaction.
+        this.prepared.delete('');
+        this.portals.delete('');
         // Statements after a failed one in the same Query string never ran; say so rather than drop them.
         while (p.index < p.statements.length && p.failed) {
           this.recordQueryStatement(p, null, { code: '', message: 'not executed: an earlier statement in the same query failed' });
