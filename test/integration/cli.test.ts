@@ -229,7 +229,8 @@ describe('wicket CLI', () => {
 
       it('audit verify is OK, then names the row an edit broke', async () => {
         await running!.audit.flush();
-        const ok = wicket(['audit', 'verify', '--config', cfg]);
+        // Async: a blocking spawn would freeze this process's broker, which must keep sealing the head.
+        const ok = await wicketAsync(['audit', 'verify', '--config', cfg]);
         expect(ok.stdout).toMatch(/^OK/);
         expect(ok.code).toBe(0);
         await running!.stop('test over');
