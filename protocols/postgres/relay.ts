@@ -14,8 +14,8 @@
 import type { Socket } from 'node:net';
 import { FrameParser } from './framing.js';
 import { errorResponse } from './backend.js';
-import { FRONTEND, decodeFrontend, encodeBind, encodeExecute, encodeParse, encodeQuery } from './frontend.js';
-import { StatementTracker } from './tracker.js';
+import { FRONTEND, decodeFrontend, encodeBind, encodeClose, encodeExecute, encodeParse, encodeQuery } from './frontend.js';
+import { REFUSAL_NAME, StatementTracker } from './tracker.js';
 import { checkSql, refusalSql, type SqlPolicy } from './guard.js';
 import type { ActiveSession } from '../../src/broker.js';
 import { errorMessage } from '../../src/errors.js';
@@ -155,10 +155,13 @@ export class Relay {
         }
         this.refused(msg.sql, v.reason);
         this.tracker.refusedParse(msg.statement, msg.sql);
-        // Raise the error at this point of the pipeline; the server then skips to Sync, as after a failed Parse.
-        this.toUpstream.addOwned(encodeParse('', refusalSql(v.reason), []));
-        this.toUpstream.addOwned(encodeBind('', '', [], [], []));
-        return this.toUpstream.addOwned(encodeExecute('', 0));
+        // Raise the error at this point of the pipeline (the server then skips to Sync, as after a failed
+        // Parse), under wicket's own statement/portal name so the client's unnamed statement survives.
+        this.toUpstream.addOwned(encodeClose('S', REFUSAL_NAME));
+        this.toUpstream.addOwned(encodeClose('P', REFUSAL_NAME));
+        this.toUpstream.addOwned(encodeParse(REFUSAL_NAME, refusalSql(v.reason), []));
+        this.toUpstream.addOwned(encodeBind(REFUSAL_NAME, REFUSAL_NAME, [], [], []));
+        return this.toUpstream.addOwned(encodeExecute(REFUSAL_NAME, 0));
       }
       case 'password':
         throw new Error('unexpected password message after authentication');

@@ -49,7 +49,7 @@ type Pending =
   | { kind: 'parse'; statement: string; sql: string; paramTypes: readonly number[]; startedAt: number; t0: number; injected: boolean }
   | { kind: 'bind'; portalName: string; statement: string; params: readonly QueryParam[]; startedAt: number; t0: number; injected: boolean }
   | { kind: 'describe'; statement: string | null }
-  | { kind: 'close'; target: 'S' | 'P'; name: string }
+  | { kind: 'close'; target: 'S' | 'P'; name: string; injected?: boolean }
   | { kind: 'execute'; portalName: string; startedAt: number; t0: number; rows: number; bytes: number; injected: boolean; refusedParse?: { statement: string; sql: string } }
   | { kind: 'function_call'; oid: number; params: QueryParam[]; startedAt: number; t0: number }
   | { kind: 'sync' };
@@ -114,6 +114,9 @@ function capSet<V>(map: Map<string, V>, key: string, value: V, cap: number): voi
   if (map.size >= cap) map.delete(map.keys().next().value!);
   map.set(key, value);
 }
+
+/** Statement and portal name wicket uses for a refused Parse; closed before each use. */
+export const REFUSAL_NAME = '__wicket_refused__';
 
 export class StatementTracker {
   private readonly prepared = new Map<string, Prepared>();
@@ -187,9 +190,13 @@ export class StatementTracker {
   refusedParse(statement: string, sql: string): void {
     const startedAt = this.clock.wall();
     const t0 = this.clock.mono();
-    this.push({ kind: 'parse', statement: '', sql, paramTypes: [], startedAt, t0, injected: true });
-    this.push({ kind: 'bind', portalName: '', statement: '', params: [], startedAt, t0, injected: true });
-    this.push({ kind: 'execute', portalName: '', startedAt, t0, rows: 0, bytes: 0, injected: true, refusedParse: { statement, sql } });
+    const name = REFUSAL_NAME;
+    // Mirrors relay.ts: Close S+P, Parse, Bind, Execute under wicket's own name, so the client's statements are untouched.
+    this.push({ kind: 'close', target: 'S', name, injected: true });
+    this.push({ kind: 'close', target: 'P', name, injected: true });
+    this.push({ kind: 'parse', statement: name, sql, paramTypes: [], startedAt, t0, injected: true });
+    this.push({ kind: 'bind', portalName: name, statement: name, params: [], startedAt, t0, injected: true });
+    this.push({ kind: 'execute', portalName: name, startedAt, t0, rows: 0, bytes: 0, injected: true, refusedParse: { statement, sql } });
   }
 
   private current(): Pending | undefined {
@@ -233,17 +240,13 @@ export class StatementTracker {
       case BACKEND.ParseComplete:
         if (cur.kind !== 'parse') return true;
         this.pop();
-        // The server now holds this statement under this name. Ours (a refusal) replaced the unnamed statement with no client SQL.
-        if (cur.injected) this.prepared.delete(cur.statement);
-        else capSet(this.prepared, cur.statement, { sql: cur.sql, paramTypes: cur.paramTypes }, MAX_PREPARED);
+        // The server now holds this statement under this name (ours, for a refusal, is never the client's).
+        if (!cur.injected) capSet(this.prepared, cur.statement, { sql: cur.sql, paramTypes: cur.paramTypes }, MAX_PREPARED);
         return !cur.injected;
       case BACKEND.BindComplete: {
         if (cur.kind !== 'bind') return true;
         this.pop();
-        if (cur.injected) {
-          this.portals.delete(cur.portalName);
-          return false;
-        }
+        if (cur.injected) return false;
         const st = this.prepared.get(cur.statement);
         capSet(this.portals, cur.portalName, { statement: cur.statement, sql: st?.sql ?? '', params: cur.params, prepared: st }, MAX_PORTALS);
         return true;
@@ -251,6 +254,7 @@ export class StatementTracker {
       case BACKEND.CloseComplete:
         if (cur.kind === 'close') {
           this.pop();
+          if (cur.injected) return false;
           (cur.target === 'S' ? this.prepared : this.portals).delete(cur.name);
         }
         return true;

@@ -148,6 +148,30 @@ describe('postgres adapter: SQL policy, cancel, kill and lock', () => {
       const refused = (await auditEvents(b, 'refused')).map((e) => e.data.what);
       expect(refused).toEqual(expect.arrayContaining(['delete from t', 'drop table t']));
     });
+    it("a refused Parse leaves the client's unnamed statement intact, and two refusals in a row both say 42501", async () => {
+      const { encodeBind, encodeExecute, encodeParse, encodeSync } = await import('../../protocols/postgres/frontend.js');
+      const { backendMessages, errorFields, scramUpToFinal } = await import('../support/wicket-pg.js');
+      const raw = new Raw(b);
+      const rfq = (n: number) => (r: Raw): boolean => backendMessages(r.data).filter((m) => m.type === 'Z').length >= n;
+      await raw.send(await scramUpToFinal(raw, 'alice@rw-db', PW, db.name));
+      await raw.until(rfq(1));
+      await raw.send(encodeParse('', 'select 41+1', []), encodeSync());
+      await raw.until(rfq(2));
+      await raw.send(encodeParse('wipe', 'delete from t', []), encodeSync());
+      await raw.until(rfq(3));
+      await raw.send(encodeParse('wipe2', 'drop table t', []), encodeSync());
+      await raw.until(rfq(4));
+      await raw.send(encodeBind('', '', [], [], []), encodeExecute('', 0), encodeSync());
+      const r = await raw.until(rfq(5));
+      raw.destroy();
+      const msgs = backendMessages(r.data);
+      const errors = msgs.filter((m) => m.type === 'E').map((m) => errorFields(m.body));
+      expect(errors.map((e) => e.C)).toEqual(['42501', '42501']);
+      const row = msgs.find((m) => m.type === 'D');
+      expect(row?.body.subarray(6).toString()).toBe('42');
+      // wicket's own Close/Parse/Bind answers never reach the client
+      expect(msgs.filter((m) => m.type === '3')).toEqual([]);
+    });
   });
 
   describe('cancel', () => {
