@@ -27,6 +27,7 @@ import { scramCandidates } from '../../src/auth/authenticate.js';
 import { throttleKeys } from '../../src/auth/throttle.js';
 import { WicketError, errorMessage, isWicketError } from '../../src/errors.js';
 import type { ActiveSession } from '../../src/broker.js';
+import type { TargetConfig } from '../../src/config/schema.js';
 import { splitLogin, type PgDeps } from './deps.js';
 
 /**
@@ -44,6 +45,25 @@ const PASS_PARAMS = new Set([
 /** Parameters that are ours to set, or that identify the person; never passed as given. */
 const OWN_PARAMS = new Set(['user', 'database', 'application_name', 'fallback_application_name']);
 
+/**
+ * `wicket:<user>:<session id>:<client's application_name>` for the upstream's
+ * logs. Postgres keeps 63 bytes (NAMEDATALEN - 1): the session id is never
+ * cut; the client's name, then the user, give way, on UTF-8 boundaries.
+ */
+export function upstreamAppName(user: string, sessionId: string, clientApp: string): string {
+  const fit = (s: string, bytes: number): string => {
+    let out = '';
+    for (const ch of s) {
+      if (Buffer.byteLength(out + ch) > bytes) break;
+      out += ch;
+    }
+    return out;
+  };
+  const fixed = Buffer.byteLength(`wicket:::${sessionId}`);
+  const u = fit(user, Math.max(0, 63 - fixed));
+  return `wicket:${u}:${sessionId}:${fit(clientApp, Math.max(0, 63 - fixed - Buffer.byteLength(u)))}`;
+}
+
 export class PgConnection {
   private state: State = 'startup';
   private sock: Socket;
@@ -57,7 +77,8 @@ export class PgConnection {
   private authMethod: 'password' | 'token' = 'password';
   private session: ActiveSession | null = null;
   private relay: Relay | null = null;
-  private upstreamKey: { processId: number; secretKey: Buffer; targetName: string } | null = null;
+  /** The upstream's key and the target as connected (a reload may change the config's copy). */
+  private upstreamKey: { processId: number; secretKey: Buffer; target: TargetConfig } | null = null;
   readonly processId = randomInt(1, 0x7fffffff);
   readonly secretKey = randomBytes(4);
   private readonly authTimer: NodeJS.Timeout;
@@ -243,13 +264,13 @@ export class PgConnection {
     try {
       const up = await connectUpstream({
         target: target!, database: database!, extraParams,
-        applicationName: `wicket:${this.user}:${session.id}:${this.params.application_name ?? ''}`.slice(0, 63),
+        applicationName: upstreamAppName(this.user, session.id, this.params.application_name ?? ''),
       });
       if (this.state !== 'connecting') {
         up.socket.destroy();
         return;
       }
-      this.upstreamKey = { processId: up.processId, secretKey: up.secretKey, targetName: target!.name };
+      this.upstreamKey = { processId: up.processId, secretKey: up.secretKey, target: target! };
       this.deps.cancels.register(this);
       const hello: Buffer[] = [authOk()];
       for (const [k, v] of up.parameters) hello.push(parameterStatus(k, v));
@@ -261,7 +282,7 @@ export class PgConnection {
       this.deps.onReady?.();
       this.relay = new Relay({
         client: this.sock, upstream: up.socket as Socket, session, policy, maxMessageBytes: this.deps.maxMessageBytes, log: this.deps.log,
-        onClose: () => this.close(),
+        onClose: (reason) => this.close(reason),
       });
       this.relay.start(up.leftover);
     } catch (err) {
@@ -275,9 +296,8 @@ export class PgConnection {
   /** Cancel the running statement upstream (a CancelRequest with our key arrived). */
   cancel(): void {
     const k = this.upstreamKey;
-    const target = this.deps.config().targets.find((t) => t.name === k?.targetName);
-    if (!k || !target) return;
-    cancelUpstream(target, k.processId, k.secretKey).catch((err: unknown) => {
+    if (!k) return;
+    cancelUpstream(k.target, k.processId, k.secretKey).catch((err: unknown) => {
       this.deps.log(`postgres cancel for ${this.session?.id}: ${errorMessage(err)}`);
     });
   }
@@ -296,7 +316,7 @@ export class PgConnection {
     this.close();
   }
 
-  private close(): void {
+  private close(reason: string | null = null): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.authTimer);
@@ -304,7 +324,7 @@ export class PgConnection {
     this.relay?.fatal('57P01', 'connection closed');
     const s = this.session;
     this.session = null;
-    if (s) void s.end({ status: 'ended' }).catch((err: unknown) => this.deps.log(`postgres session ${s.id}: ${errorMessage(err)}`));
+    if (s) void s.end(reason ? { status: 'ended', reason } : { status: 'ended' }).catch((err: unknown) => this.deps.log(`postgres session ${s.id}: ${errorMessage(err)}`));
     if (!this.sock.destroyed) this.sock.end();
   }
 }

@@ -1,0 +1,182 @@
+/**
+ * Child processes for benchmarks: spawn and track them so that every exit
+ * path (success, error, Ctrl-C) ends them; run a command to completion;
+ * read a process's memory and CPU from /proc.
+ */
+import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+
+const live = new Set<ChildProcess>();
+const cleanups: Array<() => void> = [];
+
+/** Ends every tracked child still running (SIGTERM, then SIGKILL after `graceMs`) and runs the registered cleanups. */
+export async function killAll(graceMs = 3000): Promise<void> {
+  await Promise.all([...live].map((c) => stop(c, graceMs)));
+}
+
+/** Registers a synchronous cleanup also run on SIGINT/SIGTERM of the bench process. */
+export function onInterrupt(fn: () => void): () => void {
+  cleanups.push(fn);
+  return () => {
+    const i = cleanups.indexOf(fn);
+    if (i >= 0) cleanups.splice(i, 1);
+  };
+}
+
+let installed = false;
+function installSignalHandlers(): void {
+  if (installed) return;
+  installed = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const c of live) c.kill('SIGKILL');
+      for (const fn of cleanups.splice(0).reverse()) {
+        try { fn(); } catch { /* best effort */ }
+      }
+      process.exit(130);
+    });
+  }
+  process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+}
+
+/** Spawns a tracked child. Its stderr (and stdout unless `keepStdout`) goes into a bounded tail for error messages. */
+export function spawnTracked(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess & { tail: () => string } {
+  installSignalHandlers();
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  child.once('error', () => live.delete(child));
+  let tail = '';
+  const keep = (d: Buffer): void => {
+    tail = (tail + d.toString('utf8')).slice(-8000);
+  };
+  child.stderr?.on('data', keep);
+  return Object.assign(child, { tail: () => tail });
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL. Resolves once the child has exited. */
+export function stop(child: ChildProcess, graceMs = 5000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => { clearTimeout(t); resolve(); });
+    child.kill(signal);
+  });
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+/** Runs a command to completion, collecting its output; rejects on a non-zero exit unless `allowFail`. */
+export function run(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string; allowFail?: boolean } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnTracked(cmd, args, { ...opts, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => err.push(d));
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    const start = process.hrtime.bigint();
+    child.once('error', reject);
+    child.once('close', (code) => {
+      const r = { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), seconds: Number(process.hrtime.bigint() - start) / 1e9 };
+      if (code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${r.stderr.trim() || r.stdout.trim()}`));
+      else resolve(r);
+    });
+  });
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (!alive()) throw new Error(`the process meant to listen on port ${port} exited`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface MemStatus {
+  /** Current resident set, KiB. */
+  readonly rssKiB: number;
+  /** Peak resident set since the process started, KiB. */
+  readonly hwmKiB: number;
+}
+
+export function memStatus(pid: number): MemStatus {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+    if (!m) throw new Error(`/proc/${pid}/status has no ${name}`);
+    return Number(m[1]);
+  };
+  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
+}
+
+let clockTicks: number | undefined;
+/** User + system CPU seconds the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name (which may contain spaces): state is field 3, utime 14, stime 15.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / clockTicks;
+}
+
+/** The children of `pid` (Linux >= 3.5 exposes them per task). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Samples VmRSS every `everyMs` until stopped; returns the peak seen. */
+export function sampleRss(pid: number, everyMs = 50): { stop: () => number } {
+  let peak = 0;
+  const take = (): void => {
+    try { peak = Math.max(peak, memStatus(pid).rssKiB); } catch { /* exited */ }
+  };
+  take();
+  const t = setInterval(take, everyMs);
+  return { stop: () => { clearInterval(t); take(); return peak; } };
+}
+
+function cpuTimes(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!; // "cpu  user nice system idle iowait irq softirq steal ..."
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - v[3]! - v[4]!, total };
+}
+
+/** Fraction of all CPUs busy over the next `ms` (another workload on the machine skews every figure). */
+export async function machineBusy(ms = 1000): Promise<number> {
+  const a = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuTimes();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
