@@ -10,10 +10,11 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, existsSync, writeFileSync, rmSync, appendFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+export { freePort } from '../../src/util/free-port.js';
+import { freePort } from '../../src/util/free-port.js';
 
 const run = promisify(execFile);
 
@@ -51,17 +52,6 @@ export function pgBinDir(): string {
   return join(root, versions[0]!, 'bin');
 }
 
-/** A port that was free a moment ago (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Self-signed cert + key (EC P-256) valid for 127.0.0.1 and localhost; returns the cert PEM. */
 export async function makeSelfSignedCert(certFile: string, keyFile: string, cn = '127.0.0.1'): Promise<string> {
