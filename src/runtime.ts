@@ -93,6 +93,10 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
     log(`postgres listening on ${pg.address}`);
   }
 
+  for (const name of ['mysql', 'ssh'] as const) {
+    if (config.listen[name]) log(`listen.${name} (${config.listen[name]}): the ${name} adapter is not in this version yet; not listening`);
+  }
+
   const reload = (): ReturnType<ConfigHolder['reload']> => report(holder.reload());
   const unwatch = holder.watchSighup((r) => void report(r));
 
