@@ -49,6 +49,20 @@ export function truncateText(s: string, maxBytes: number): Truncated {
   return { text: `${head}…[truncated by wicket: ${bytes} bytes total]`, truncated: true, bytes };
 }
 
+/**
+ * A parameter's bytes as recorded text (UTF-8, or hex for binary), at most
+ * `maxBytes` long including the marker, decoding only what is kept: a
+ * client-sent 64 MiB value never becomes a 128 MB string in memory.
+ */
+export function paramText(buf: Buffer, encoding: 'utf8' | 'hex', maxBytes = MAX_PARAM_BYTES): string {
+  const full = encoding === 'hex' ? buf.length * 2 : buf.length;
+  if (full <= maxBytes) return buf.toString(encoding);
+  const marker = `…[truncated by wicket: ${buf.length} bytes total]`;
+  const room = Math.max(0, maxBytes - Buffer.byteLength(marker));
+  const head = encoding === 'hex' ? buf.subarray(0, room >> 1).toString('hex') : new StringDecoder('utf8').write(buf.subarray(0, room));
+  return head + marker;
+}
+
 const short = (s: string): string => truncateText(s, MAX_SHORT_BYTES).text;
 const num = (n: number | null | undefined): number | null => (typeof n === 'number' && Number.isFinite(n) ? n : null);
 

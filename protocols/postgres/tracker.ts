@@ -16,6 +16,7 @@
  */
 import { BACKEND, commandTagRows, decodeBackend } from './backend.js';
 import type { FrontendMessage } from './frontend.js';
+import { paramText } from '../../recordings/queries.js';
 import type { QueryEvent, QueryParam } from '../../src/session.js';
 
 interface Prepared {
@@ -74,12 +75,13 @@ export const IMPLICIT_COMMIT = 'COMMIT (implicit transaction)';
 /** What an ErrorResponse no message asked for is recorded as (typically a FATAL as the server ends the session). */
 export const OUTSIDE_STATEMENT = '(outside any statement)';
 
+/** Decodes what the recording keeps (each value cut to MAX_PARAM_BYTES), never the whole of a huge value. */
 export function decodeParams(params: readonly (Buffer | null)[], formats: readonly number[], types: readonly number[]): QueryParam[] {
   return params.map((p, i) => {
     const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : formats[i] ?? 0;
     const type = types[i] || null; // 0 = unspecified
     if (p === null) return { type, format: 'null', value: null };
-    return format === 1 ? { type, format: 'binary', value: p.toString('hex') } : { type, format: 'text', value: p.toString('utf8') };
+    return format === 1 ? { type, format: 'binary', value: paramText(p, 'hex') } : { type, format: 'text', value: paramText(p, 'utf8') };
   });
 }
 

@@ -113,3 +113,18 @@ describe('formatQueryList', () => {
     expect(line).toBe("#9  12:00:01.250  query  12.3ms  SELECT x, x, x, x, x…  [params: $1='0' $2='1' $3='2' …(+22 more)]");
   });
 });
+
+describe('paramText', () => {
+  it('keeps small values whole and cuts big ones to the limit, naming the original size', async () => {
+    const { paramText, MAX_PARAM_BYTES } = await import('../../../recordings/queries.js');
+    expect(paramText(Buffer.from('héllo'), 'utf8')).toBe('héllo');
+    expect(paramText(Buffer.from([0xde, 0xad]), 'hex')).toBe('dead');
+    const big = Buffer.alloc(64 * 1024 * 1024, 0xab);
+    const hex = paramText(big, 'hex');
+    expect(Buffer.byteLength(hex)).toBeLessThanOrEqual(MAX_PARAM_BYTES);
+    expect(hex).toMatch(/^(ab)+…\[truncated by wicket: 67108864 bytes total\]$/);
+    const text = paramText(Buffer.from('é'.repeat(5000)), 'utf8');
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_PARAM_BYTES);
+    expect(text).toMatch(/^é+…\[truncated by wicket: 10000 bytes total\]$/);
+  });
+});
