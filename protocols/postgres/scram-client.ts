@@ -10,7 +10,11 @@
  * - The server proves it knows the verifier in server-final (`v=`); a
  *   mismatch means we talked to an impostor, so it is an error, not a warning.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+/** Off the event loop: the upstream chooses the iteration count (up to MAX_ITERATIONS). */
+const pbkdf2Async = promisify(pbkdf2);
 import { WicketError } from '../../src/errors.js';
 
 /** Postgres's default is 4096, but it accepts any positive count. */
@@ -18,7 +22,7 @@ const MIN_ITERATIONS = 1;
 /** Bounds the CPU an upstream can make us spend in PBKDF2 (runs synchronously). */
 const MAX_ITERATIONS = 10_000_000;
 
-type State = 'initial' | 'awaiting-server-first' | 'awaiting-server-final' | 'done';
+type State = 'initial' | 'awaiting-server-first' | 'deriving' | 'awaiting-server-final' | 'done';
 
 export interface ScramClientOptions {
   /** Client nonce; random by default. Only tests pin it. */
@@ -74,8 +78,8 @@ export class ScramClient {
     return Buffer.from(`n,,${this.clientFirstBare}`, 'utf8');
   }
 
-  /** Takes AuthenticationSASLContinue's payload; returns the SASLResponse payload (client-final). */
-  serverFirst(data: Buffer): Buffer {
+  /** Takes AuthenticationSASLContinue's payload; resolves to the SASLResponse payload (client-final). */
+  async serverFirst(data: Buffer): Promise<Buffer> {
     if (this.state !== 'awaiting-server-first') fail('unexpected SCRAM server-first message');
     const serverFirst = data.toString('utf8');
     const attrs = attributes(serverFirst);
@@ -95,7 +99,8 @@ export class ScramClient {
       fail(`SCRAM iteration count ${iterations} is outside ${MIN_ITERATIONS}..${MAX_ITERATIONS}`);
     }
 
-    const salted = pbkdf2Sync(Buffer.from(saslprep(this.password), 'utf8'), salt, iterations, 32, 'sha256');
+    this.state = 'deriving';
+    const salted = await pbkdf2Async(Buffer.from(saslprep(this.password), 'utf8'), salt, iterations, 32, 'sha256');
     const clientKey = hmac(salted, 'Client Key');
     const storedKey = createHash('sha256').update(clientKey).digest();
     const withoutProof = `c=biws,r=${serverNonce}`;

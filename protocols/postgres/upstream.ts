@@ -262,7 +262,7 @@ export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<Ups
           }
           case 11: case 12: // SASLContinue carries server-first, SASLFinal server-final
             if (!scram) throw a.error('SASL message before SASL was chosen', 'WICKET_ERR_PROTOCOL');
-            if (m.code === 11) a.send(encodeSaslResponse(scram.serverFirst(m.body)));
+            if (m.code === 11) a.send(encodeSaslResponse(await scram.serverFirst(m.body)));
             else scram.serverFinal(m.body);
             break;
           default:

@@ -263,5 +263,5 @@ export async function scramUpToFinal(raw: Raw, user: string, password: string, d
   await raw.until(authCode(11));
   const serverFirst = backendMessages(raw.data).find((m) => m.type === 'R' && m.body.readInt32BE(0) === 11);
   if (!serverFirst) throw new Error(`no SASLContinue; got ${JSON.stringify(firstError(raw.data))}`);
-  return typed('p', scram.serverFirst(serverFirst.body.subarray(4)));
+  return typed('p', await scram.serverFirst(serverFirst.body.subarray(4)));
 }
