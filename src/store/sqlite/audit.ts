@@ -4,7 +4,8 @@ import type { AuditEvent, AuditHead, AuditInput } from '../types.js';
 import { AuditWorker } from './worker-client.js';
 import type { Statements } from './db.js';
 
-interface EventRow {
+/** An audit_events row as SQLite returns it (also what the tampering tests edit). */
+export interface EventRow {
   seq: number;
   ts: number;
   kind: string;

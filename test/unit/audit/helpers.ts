@@ -6,6 +6,7 @@ import { chainHash } from '../../../src/audit/canonical.js';
 import { AuditWriter } from '../../../src/audit/writer.js';
 import type { Store } from '../../../src/store/types.js';
 import { freshStore, session } from '../store/helpers.js';
+import type { EventRow } from '../../../src/store/sqlite/audit.js';
 
 export const EVENTS = 40;
 
@@ -40,17 +41,7 @@ export async function buildLog(): Promise<{ store: Store; dir: string; dbPath: s
   return { store, dir, dbPath };
 }
 
-interface Row {
-  seq: number;
-  ts: number;
-  kind: string;
-  actor: string;
-  session_id: string | null;
-  target: string | null;
-  data: string;
-  prev_hash: string;
-  hash: string;
-}
+type Row = EventRow;
 
 /** Tampers through a separate connection, as an attacker with file access would. */
 export function tamper(dbPath: string, fn: (db: Database.Database) => void): void {
