@@ -231,8 +231,8 @@ export class Broker {
       const now = this.clock();
       for (const [id, e] of this.live) {
         if (e.decision.endsAt !== null && now >= e.decision.endsAt) {
-          const byGrant = e.decision.grantId !== null && e.decision.maxDurationMs === null;
-          this.terminate(id, byGrant || !e.decision.maxDurationMs ? `access to ${e.record.target} expired` : `access to ${e.record.target} expired (max_duration reached)`);
+          const suffix = e.decision.maxDurationMs ? ' (max_duration reached)' : '';
+          this.terminate(id, `access to ${e.record.target} expired${suffix}`);
         }
       }
     } catch {

@@ -64,6 +64,12 @@ class Batch {
   }
 }
 
+/** Sends a FATAL ErrorResponse as the last thing on `sock`, then closes it (forcibly after `graceMs` if the peer lingers). */
+export function endWithFatal(sock: Socket, code: string, message: string, graceMs: number): void {
+  if (!sock.destroyed && sock.writable) sock.end(errorResponse({ severity: 'FATAL', code, message }));
+  setTimeout(() => sock.destroy(), graceMs).unref();
+}
+
 type RelayState = 'running' | 'closing' | 'closed';
 
 export interface RelayOptions {
@@ -207,8 +213,7 @@ export class Relay {
     const { client, upstream } = this.o;
     upstream.removeAllListeners('data');
     upstream.destroy();
-    if (!client.destroyed) client.end(errorResponse({ severity: 'FATAL', code, message }));
-    setTimeout(() => client.destroy(), 2000).unref();
+    endWithFatal(client, code, message, 2000);
     this.close(message);
   }
 

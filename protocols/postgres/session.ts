@@ -18,10 +18,10 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { parseStartup, parseSASLInitialResponse, decodeFrontend, FRONTEND, type StartupPacket } from './frontend.js';
 import { FrameParser } from './framing.js';
-import { authOk, authSASL, authSASLContinue, authSASLFinal, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery } from './backend.js';
+import { authOk, authSASL, authSASLContinue, authSASLFinal, backendKeyData, negotiateProtocolVersion, parameterStatus, readyForQuery } from './backend.js';
 import { ScramServer, SCRAM_MECHANISM } from './scram-server.js';
 import { cancelUpstream, connectUpstream } from './upstream.js';
-import { Relay } from './relay.js';
+import { Relay, endWithFatal } from './relay.js';
 import { policyActive } from './guard.js';
 import { scramCandidates } from '../../src/auth/authenticate.js';
 import { throttleKeys } from '../../src/auth/throttle.js';
@@ -311,8 +311,7 @@ export class PgConnection {
 
   private refuse(code: string, message: string): void {
     if (this.state === 'closed') return;
-    if (!this.sock.destroyed && this.sock.writable) this.sock.end(errorResponse({ severity: 'FATAL', code, message }));
-    setTimeout(() => this.sock.destroy(), 1000).unref();
+    endWithFatal(this.sock, code, message, 1000);
     this.close();
   }
 
