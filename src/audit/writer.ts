@@ -35,7 +35,13 @@ export interface AuditWriterOptions {
   readonly hardLimit?: number;
   /** Events per store.appendAudit call. Default 1000. */
   readonly batchSize?: number;
-  /** How long a lone event may wait for company before its batch is written. Default 2 ms. */
+  /**
+   * How long events may wait for company before their batch is written
+   * (unless a batch is full, or someone awaits them). Default 5 ms. Under
+   * load this sets the batch size: sending each batch as soon as the last
+   * one committed made batches of ~15 events, and the worker's per-commit
+   * work then cost a third more CPU per event than with ~50-100 per batch.
+   */
   readonly flushDelayMs?: number;
   /** Minimum time between signed-head writes. Default 100 ms. */
   readonly headIntervalMs?: number;
@@ -86,6 +92,8 @@ export class AuditWriter {
   private readonly inflightBatches: Item[][] = [];
   private readonly depth: number;
   private enqueued = 0;
+  /** Queued items an appendNow caller awaits. */
+  private awaitedQueued = 0;
   private committed = 0;
   private kickTimer: NodeJS.Timeout | null = null;
   private kickImmediate: NodeJS.Immediate | null = null;
@@ -105,7 +113,7 @@ export class AuditWriter {
     this.lowWater = Math.floor(this.hwm / 2);
     this.hardLimit = Math.max(this.hwm, opts.hardLimit ?? this.hwm * 2);
     this.batchSize = Math.max(1, opts.batchSize ?? 1000);
-    this.flushDelayMs = Math.max(0, opts.flushDelayMs ?? 2);
+    this.flushDelayMs = Math.max(0, opts.flushDelayMs ?? 5);
     const headIntervalMs = Math.max(0, opts.headIntervalMs ?? 100);
     const clock = opts.clock ?? Date.now;
     this.sealer = new HeadSealer(store, dataDir, headIntervalMs, clock, (err) => this.fail(err));
@@ -212,6 +220,7 @@ export class AuditWriter {
   private enqueue(item: Item, urgent: boolean): void {
     this.queue.push(item);
     this.enqueued++;
+    if (item.done) this.awaitedQueued++;
     this.kick(urgent || this.pending >= this.batchSize);
   }
 
@@ -233,6 +242,7 @@ export class AuditWriter {
     this.kickTimer = this.kickImmediate = null;
     while (!this.cause && this.inflightBatches.length < this.depth && this.queue.size > 0) {
       const batch = this.queue.take(this.batchSize);
+      for (const i of batch) if (i.done) this.awaitedQueued--;
       this.inflightBatches.push(batch);
       this.inflight += batch.length;
       this.store.appendAudit(batch.map((i) => i.input)).then(
@@ -255,8 +265,14 @@ export class AuditWriter {
     this.settleWaiters();
     this.sealer.mark();
     // Via the event loop, not a microtask chain: a store that works synchronously
-    // inside appendAudit must not starve sockets and timers.
-    if (this.queue.size > 0) this.kick(true);
+    // inside appendAudit must not starve sockets and timers. What queued
+    // meanwhile waits for company unless a batch is full or someone awaits it.
+    if (this.queue.size > 0) this.kick(this.queue.size >= this.batchSize || this.awaited());
+  }
+
+  /** An appendNow or flush is waiting on something still queued. */
+  private awaited(): boolean {
+    return this.flushWaiters.length > 0 || this.awaitedQueued > 0;
   }
 
   private settleWaiters(): void {
@@ -276,6 +292,7 @@ export class AuditWriter {
     const rejection = this.recordingError();
     const lost = [...this.inflightBatches.splice(0).flat(), ...this.queue.takeAll()];
     this.inflight = 0;
+    this.awaitedQueued = 0;
     for (const item of lost) item.done?.reject(rejection);
     for (const w of [...this.flushWaiters.splice(0), ...this.drainWaiters.splice(0)]) w.reject(rejection);
     this.stopTimers();
