@@ -8,6 +8,7 @@ import { formatBench, type BenchResult } from './types.js';
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   store: async () => (await import('./store.js')).benchStore(),
   postgres: async () => (await import('./postgres.js')).benchPostgres(),
+  ssh: async () => (await import('./ssh.js')).benchSsh(),
 };
 
 async function main(): Promise<void> {

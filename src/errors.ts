@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   WICKET_ERR_LIMIT: 'a resource limit was reached',
   WICKET_ERR_PROTOCOL: 'protocol violation',
   WICKET_ERR_UPSTREAM: 'upstream connection failed',
+  WICKET_ERR_HOST_KEY: 'upstream host key does not match',
   WICKET_ERR_TERMINATED: 'terminated by wicket',
   WICKET_ERR_INTERNAL: 'internal error',
 } as const;

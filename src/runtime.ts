@@ -16,6 +16,7 @@ import { listen } from './util/listen.js';
 import { createApp } from '../web/app.js';
 import { Throttle } from './auth/throttle.js';
 import { startPostgres, DEFAULT_MAX_MESSAGE_BYTES } from '../protocols/postgres/index.js';
+import { startSsh } from '../protocols/ssh/index.js';
 
 export interface Running {
   readonly config: () => Config;
@@ -93,9 +94,15 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
     log(`postgres listening on ${pg.address}`);
   }
 
-  for (const name of ['mysql', 'ssh'] as const) {
-    if (config.listen[name]) log(`listen.${name} (${config.listen[name]}): the ${name} adapter is not in this version yet; not listening`);
+  if (config.listen.ssh) {
+    const ssh = await startSsh(config.listen.ssh, {
+      config: () => holder.current, broker, store, audit, keys, throttle, log, authTimeoutMs: 30_000, upstreamTimeoutMs: 15_000,
+    });
+    closers.push(ssh.close);
+    addresses.ssh = ssh.address;
+    log(`ssh listening on ${ssh.address}`);
   }
+  if (config.listen.mysql) log(`listen.mysql (${config.listen.mysql}): the mysql adapter is not in this version yet; not listening`);
 
   const reload = (): ReturnType<ConfigHolder['reload']> => report(holder.reload());
   const unwatch = holder.watchSighup((r) => void report(r));

@@ -68,9 +68,4 @@ export interface PgDeps {
   readonly onReady?: () => void;
 }
 
-/** `alice@orders-db` → {alice, orders-db}: split at the LAST '@' (or '#', for URLs). */
-export function splitLogin(login: string): { user: string; target: string } | null {
-  const i = Math.max(login.lastIndexOf('@'), login.lastIndexOf('#'));
-  if (i <= 0 || i === login.length - 1) return null;
-  return { user: login.slice(0, i), target: login.slice(i + 1) };
-}
+export { splitLogin } from '../../src/util/login.js';
