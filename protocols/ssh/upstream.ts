@@ -87,7 +87,11 @@ export function connectUpstream(target: Target, timeoutMs: number): Promise<SshC
         resolve(client);
       }
     };
-    client.once('ready', () => done(null));
+    client.once('ready', () => {
+      // ssh2 leaves Nagle on: keystroke echo would wait for delayed ACKs.
+      client.setNoDelay(true);
+      done(null);
+    });
     client.once('error', (err: Error & { level?: string }) => {
       if (seen !== null) {
         return done(new WicketError('WICKET_ERR_HOST_KEY', `upstream ${target.name}: host key mismatch: the server presented ${seen}, which does not match the target's ${expected.source}; refusing to connect`));

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshdUnavailable } from '../support/sshd.js';
 import { ALICE_PASSWORD, askpassEnv, auditEvents, eventually, sessionsOf, sshVia, startSshWorld, type SshWorld } from '../support/wicket-ssh.js';
 import { runClient, sshArgs } from '../support/sshd.js';
+import { wicketAsync } from '../support/cli.js';
 import { castToText, readCast } from '../../recordings/reader.js';
 
 const skip = sshdUnavailable();
@@ -138,6 +139,103 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
     expect(r.code).not.toBe(0);
     const ended = await eventually('the session row', async () => (await w.running.store.getSession(live.id))?.endedAt ? w.running.store.getSession(live.id) : null);
     expect(ended?.status).toBe('terminated');
+  });
+
+  it('passes only TERM, LANG and LC_* from the client environment', async () => {
+    const r = await sshVia(w, 'alice@web-1', ['echo "lang=$LANG foo=$WICKET_FOO"'], { extra: ['-o', 'SetEnv=LANG=C.UTF-8 WICKET_FOO=bar'] });
+    expect(r.stdout).toBe('lang=C.UTF-8 foo=\n');
+  });
+
+  it('forwards -R connections back to the client where forwarding is allowed', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const local = (echo.address() as net.AddressInfo).port;
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const remotePort = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    try {
+      // The remote side connects to its forwarded port and gets our echo server.
+      const script = `sleep 0.5; exec 3<>/dev/tcp/127.0.0.1/${remotePort}; printf remote-hello >&3; head -c 12 <&3`;
+      const ok = await sshVia(w, 'alice@web-fwd', [script], { extra: ['-R', `127.0.0.1:${remotePort}:127.0.0.1:${local}`, '-o', 'ExitOnForwardFailure=yes'] });
+      expect(ok.stderr).toBe('');
+      expect(ok.stdout).toBe('remote-hello');
+      const fwd = await eventually('a tcpip-forward event', async () => (await auditEvents(w, 'forward')).find((e) => (e.data as { kind?: string }).kind === 'tcpip-forward'));
+      expect(fwd.data).toMatchObject({ bytesIn: 12, bytesOut: 12 });
+      const refused = await sshVia(w, 'alice@web-1', ['true'], { extra: ['-R', `127.0.0.1:${remotePort}:127.0.0.1:${local}`, '-o', 'ExitOnForwardFailure=yes'] });
+      expect(refused.code).toBe(255);
+      expect(refused.stderr).toMatch(/remote port forwarding failed/i);
+    } finally {
+      echo.close();
+    }
+  });
+
+  it('refuses agent forwarding (a client with a running agent asks for it)', async () => {
+    const sock = join(w.dir, 'agent.sock');
+    const agent = await runClient('ssh-agent', ['-a', sock]);
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
+    const c = new ssh2.Client();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        c.once('ready', () => resolve());
+        c.once('error', reject);
+        c.connect({ host: '127.0.0.1', port: w.port, username: 'alice@web-1', privateKey: readFileSync(w.aliceKey, 'utf8'), agent: sock, agentForward: true });
+      });
+      const out = await new Promise<string>((resolve) => {
+        c.exec('echo "sock=$SSH_AUTH_SOCK"', (err, stream) => {
+          if (err) return resolve(`error: ${err.message}`);
+          let o = '';
+          stream.on('data', (d: Buffer) => (o += d.toString()));
+          stream.on('close', () => resolve(o));
+        });
+      });
+      expect(out).not.toMatch(/sock=\S/);
+      expect((await auditEvents(w)).some((e) => JSON.stringify(e.data).includes('agent forwarding is never allowed'))).toBe(true);
+    } finally {
+      c.end();
+      if (pid) process.kill(Number(pid));
+    }
+  });
+
+  it('a segment lock ends the live session and refuses new ones until unlocked', async () => {
+    const p = sshVia(w, 'alice@web-1', ['echo started; sleep 30'], { timeoutMs: 20_000 });
+    await eventually('a live session', async () => (await sessionsOf(w)).find((s) => s.status === 'live' && String((s.meta as { command?: string }).command).includes('sleep 30')));
+    const cfg = join(w.dir, 'wicket.yaml');
+    const locked = await wicketAsync(['segment', 'lock', 'web', '--reason', 'INC-7 breach', '--config', cfg]);
+    expect(locked.code).toBe(0);
+    const r = await p;
+    expect(r.stderr).toMatch(/terminated by wicket: .*INC-7 breach/);
+    const again = await sshVia(w, 'alice@web-1', ['echo no']);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(/wicket: .*locked/i);
+    expect((await wicketAsync(['segment', 'unlock', 'web', '--config', cfg])).code).toBe(0);
+    const after = await sshVia(w, 'alice@web-1', ['echo back']);
+    expect(after.stdout).toBe('back\n');
+  });
+
+  it('passes signals on (ssh2 client sends INT; to a shell target, since OpenSSH sshd ignores signal requests here)', async () => {
+    const keyText = readFileSync(w.aliceKey, 'utf8');
+    const c = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', () => resolve());
+      c.once('error', reject);
+      c.connect({ host: '127.0.0.1', port: w.port, username: 'alice@sandbox', privateKey: keyText });
+    });
+    try {
+      const exit = await new Promise<unknown[]>((resolve, reject) => {
+        c.exec('echo ready; exec sleep 30', (err, stream) => {
+          if (err) return reject(err);
+          stream.on('data', (d: Buffer) => {
+            if (d.toString().includes('ready')) setTimeout(() => stream.signal('INT'), 200);
+          });
+          stream.on('exit', (...args: unknown[]) => resolve(args));
+        });
+      });
+      expect(exit[0]).toBeNull();
+      expect(exit[1]).toBe('SIGINT');
+    } finally {
+      c.end();
+    }
   });
 
   it('survives garbage, stalled handshakes and 100 parallel logins', { timeout: 90_000 }, async () => {
