@@ -42,7 +42,7 @@ const MiB = 1024 * 1024;
 /** Machine CPU busy fraction (all CPUs) below which we call it quiet. */
 const QUIET = 0.15;
 
-type Label = 'direct' | 'pgbouncer' | 'wicket';
+type Label = 'direct' | 'pgbouncer' | 'wicket' | 'node-pipe';
 
 interface Endpoint {
   readonly label: Label;
@@ -214,6 +214,28 @@ async function pgbench(ep: Endpoint, mode: 'simple' | 'prepared', seconds: numbe
   };
 }
 
+/**
+ * The floor for any Node relay on this machine: a child process that only
+ * pipe()s bytes both ways (no framing, no auth, no recording). Run in the same
+ * pgbench pass so the issue's premise ("a plain Node TCP relay reaches about
+ * 0.85 x pgbouncer") is checked against today's machine, not assumed.
+ */
+async function startNodePipe(database: string): Promise<{ ep: Endpoint; child: ReturnType<typeof spawnTracked> }> {
+  const code = `const net=require('net');const s=net.createServer({noDelay:true},(c)=>{const u=net.connect(${PG_PORT},'${HOST}');u.setNoDelay(true);c.pipe(u);u.pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());});s.listen(0,'${HOST}',()=>console.log('port',s.address().port));`;
+  const child = spawnTracked(process.execPath, ['-e', code]);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('node pipe relay did not start')), 10_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      const m = /port (\d+)/.exec(d.toString());
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return { ep: { label: 'node-pipe', port, user: 'postgres', database, pid: child.pid! }, child };
+}
+
 /** connect + auth + `SELECT 1` + result, one client at a time; ms per connection (end() is awaited but not timed). */
 async function connectTimes(ep: Endpoint, n: number): Promise<{ median: number; p95: number }> {
   const once = async (): Promise<number> => {
@@ -304,13 +326,14 @@ export async function benchPostgres(): Promise<BenchResult> {
     mkdirSync(join(dir, 'wicket'));
     const w = await startWicketChild(join(dir, 'wicket'), database);
     const eps = [direct, bouncer.ep, w.ep];
+    const pipe = await startNodePipe(database);
     const idleRss = memStatus(w.ep.pid!).rssKiB;
     log(`pgbouncer on :${bouncer.ep.port} (pid ${bouncer.ep.pid}), wicket on :${w.ep.port} (pid ${w.ep.pid}, ${(idleRss / 1024).toFixed(1)} MiB RSS idle)`);
 
-    for (const ep of eps) await pgbench(ep, 'simple', PGBENCH.warmupSeconds);
+    for (const ep of [...eps, pipe.ep]) await pgbench(ep, 'simple', PGBENCH.warmupSeconds);
     const tps: Record<'simple' | 'prepared', Record<Label, PgbenchResult>> = { simple: {} as Record<Label, PgbenchResult>, prepared: {} as Record<Label, PgbenchResult> };
     for (const mode of ['simple', 'prepared'] as const) {
-      for (const ep of eps) {
+      for (const ep of [...eps, pipe.ep]) {
         log(`pgbench -M ${mode} via ${ep.label}`);
         tps[mode][ep.label] = await pgbench(ep, mode, PGBENCH.seconds);
       }
@@ -346,6 +369,7 @@ export async function benchPostgres(): Promise<BenchResult> {
 
     const busyEnd = await machineBusy(1000);
     await stop(w.child, 10_000);
+    await stop(pipe.child, 5_000);
     const rec = recorded(w.dataDir);
     const seconds = (Date.now() - t0) / 1000;
 
@@ -365,6 +389,7 @@ export async function benchPostgres(): Promise<BenchResult> {
         { metric: `-M ${mode}: wicket / pgbouncer`, value: t.wicket.tps / t.pgbouncer.tps, unit: 'ratio', note: 'target >= 0.8' },
         { metric: `-M ${mode}: wicket / direct`, value: t.wicket.tps / t.direct.tps, unit: 'ratio' },
         { metric: `-M ${mode}: pgbouncer / direct`, value: t.pgbouncer.tps / t.direct.tps, unit: 'ratio' },
+        { metric: `-M ${mode}: plain Node pipe() relay / pgbouncer`, value: t['node-pipe'].tps / t.pgbouncer.tps, unit: 'ratio', note: `${t['node-pipe'].tps.toFixed(0)} TPS; the ceiling for a Node relay here (no framing, auth or recording)` },
       );
     }
     for (const ep of eps) {
