@@ -16,7 +16,7 @@ import { FrameParser } from './framing.js';
 import { errorResponse } from './backend.js';
 import { FRONTEND, decodeFrontend, encodeBind, encodeClose, encodeExecute, encodeParse, encodeQuery } from './frontend.js';
 import { REFUSAL_NAME, StatementTracker } from './tracker.js';
-import { checkSql, refusalSql, type SqlPolicy } from './guard.js';
+import { checkSql, refusalSql, stripRefusalContext, type SqlPolicy } from './guard.js';
 import type { ActiveSession } from '../../src/broker.js';
 import { errorMessage } from '../../src/errors.js';
 
@@ -191,7 +191,10 @@ export class Relay {
     if (this.state === 'closed') return;
     try {
       this.fromUpstream.pushSpans(chunk, (type, buf, start, end) => {
-        if (this.tracker.backend(type, buf, start, end)) this.toClient.add(buf, start, end);
+        if (!this.tracker.backend(type, buf, start, end)) return;
+        const clean = type === 0x45 ? stripRefusalContext(buf.subarray(start, end)) : null;
+        if (clean) this.toClient.addOwned(clean);
+        else this.toClient.add(buf, start, end);
       });
     } catch (err) {
       this.toClient.flush(this.o.client);

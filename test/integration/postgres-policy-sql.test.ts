@@ -88,6 +88,7 @@ describe('postgres adapter: SQL policy, cancel, kill and lock', () => {
         const e = await rejection(c.query(sql));
         expect(e.code, sql).toBe('42501');
         expect(e.message, sql).toMatch(/^wicket: statement refused by rule reader\.allow\[0\]/);
+        expect((e as { where?: string }).where, sql).toBeUndefined();
         expect((await c.query('select 1 as ok')).rows, `after ${sql}`).toEqual([{ ok: 1 }]);
       }
       // Nothing got through: still read-only, and no transaction was left open.
@@ -102,6 +103,7 @@ describe('postgres adapter: SQL policy, cancel, kill and lock', () => {
       const r = await psql(b, { user: 'alice@ro-db', password: PW, dbname: db.name }, 'SET default_transaction_read_only = off');
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain('ERROR:  wicket: statement refused by rule reader.allow[0] (access: read)');
+      expect(r.stderr).not.toContain('CONTEXT');
     });
   });
 
