@@ -289,6 +289,12 @@ export class PgConnection {
       const code = isWicketError(err) && typeof err.details?.sqlstate === 'string' ? err.details.sqlstate : '08006';
       await session.end({ status: 'failed', reason: errorMessage(err) }).catch(() => undefined);
       this.session = null;
+      // A refused upstream login (class 28) names the upstream account and the server's
+      // pg_hba rules: that is for the operator (session end reason, broker log), not the person.
+      if (code.startsWith('28')) {
+        this.deps.log(`postgres session ${session.id}: ${errorMessage(err)}`);
+        return this.refuse('28000', `upstream ${this.target} refused wicket's login; the reason is in wicket's log and audit (session ${session.id})`);
+      }
       this.refuse(code, errorMessage(err));
     }
   }
