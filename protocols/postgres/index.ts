@@ -8,10 +8,13 @@ import { PgConnection } from './session.js';
 import { CancelRegistry, type PgDeps } from './deps.js';
 import { initPostgresParser } from '../../src/sql/postgres.js';
 import { listen } from '../../src/util/listen.js';
+import { LoginSlots } from '../../src/util/login-slots.js';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Connections not yet relaying (startup, TLS, SCRAM, upstream connect). */
 const MAX_PENDING = 256;
+/** Of those, from one source host. */
+const MAX_PENDING_PER_HOST = 128;
 
 export interface PostgresListener {
   readonly address: string;
@@ -22,23 +25,18 @@ export async function startPostgres(address: string, deps: Omit<PgDeps, 'cancels
   await initPostgresParser();
   const full: PgDeps = { ...deps, cancels: deps.cancels ?? new CancelRegistry() };
   const sockets = new Set<Socket>();
-  let pending = 0;
+  const slots = new LoginSlots(MAX_PENDING, MAX_PENDING_PER_HOST);
   const server: Server = createServer({ pauseOnConnect: false, noDelay: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    if (pending >= MAX_PENDING) {
-      sock.end(errorResponse({ severity: 'FATAL', code: '53300', message: 'too many connections are authenticating; try again' }));
+    const slot = slots.take(sock.remoteAddress ?? '?');
+    if (!slot.ok) {
+      sock.end(errorResponse({ severity: 'FATAL', code: '53300', message: `too many connections are authenticating (${slot.why}); try again` }));
       return;
     }
-    pending++;
-    let counted = true;
-    const done = (): void => {
-      if (counted) pending--;
-      counted = false;
-    };
-    sock.once('close', done);
+    sock.once('close', slot.release);
     const addr = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? 0}`;
-    new PgConnection(sock, { ...full, onReady: done }, addr);
+    new PgConnection(sock, { ...full, onReady: slot.release }, addr);
   });
   const bound = await listen(server, address, 'postgres');
   return {

@@ -10,11 +10,14 @@ import { createServer, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection } from 'ssh2';
 import { listen } from '../../src/util/listen.js';
+import { LoginSlots } from '../../src/util/login-slots.js';
 import { ALGORITHMS, type SshDeps } from './deps.js';
 import { SshConnection } from './connection.js';
 
 /** Connections not yet authenticated. */
 const MAX_PENDING = 256;
+/** Of those, from one source host. */
+const MAX_PENDING_PER_HOST = 128;
 
 export interface SshListener {
   readonly address: string;
@@ -36,7 +39,8 @@ export async function startSsh(address: string, deps: SshDeps): Promise<SshListe
   const native = nativeCryptoLoaded();
   deps.log(native ? 'ssh: native crypto binding loaded' : 'ssh: WARNING: ssh2 native crypto binding missing (npm skipped building it?): ciphers run in JavaScript, about half the throughput; run `npm rebuild ssh2`');
   const sockets = new Set<Socket>();
-  const loggingIn = new Set<Socket>();
+  const slots = new LoginSlots(MAX_PENDING, MAX_PENDING_PER_HOST);
+  const loggingIn = new Map<Socket, () => void>();
   const ssh = new ssh2.Server(
     {
       hostKeys: [deps.keys.sshHostKey],
@@ -47,6 +51,7 @@ export async function startSsh(address: string, deps: SshDeps): Promise<SshListe
       const sock = (client as unknown as { _sock?: Socket })._sock;
       client.once('ready', () => {
         if (!sock) return;
+        loggingIn.get(sock)?.();
         loggingIn.delete(sock);
         sock.setTimeout(0);
       });
@@ -58,17 +63,19 @@ export async function startSsh(address: string, deps: SshDeps): Promise<SshListe
   // only after the client's version line) is still timed out and counted.
   const tcp = createServer({ noDelay: true }, (sock) => {
     sockets.add(sock);
+    sock.on('error', () => undefined);
+    const slot = slots.take(sock.remoteAddress ?? '?');
     sock.once('close', () => {
       sockets.delete(sock);
+      if (slot.ok) slot.release();
       loggingIn.delete(sock);
     });
-    sock.on('error', () => undefined);
-    if (loggingIn.size >= MAX_PENDING) {
-      deps.log(`ssh ${sock.remoteAddress ?? '?'}:${sock.remotePort ?? 0}: refused: ${MAX_PENDING} connections are already logging in`);
+    if (!slot.ok) {
+      deps.log(`ssh ${sock.remoteAddress ?? '?'}:${sock.remotePort ?? 0}: refused: ${slot.why}`);
       sock.destroy();
       return;
     }
-    loggingIn.add(sock);
+    loggingIn.set(sock, slot.release);
     sock.setTimeout(deps.authTimeoutMs, () => {
       if (loggingIn.has(sock)) sock.destroy();
     });
