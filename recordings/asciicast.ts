@@ -113,6 +113,26 @@ export function encodeEvent(t: number, code: CastEventCode, data: string): strin
   return `[${formatTime(t)},"${code}",${jsonString(data)}]`;
 }
 
+/**
+ * One output or input event line as bytes, newline included: `[time,"o","` +
+ * body + `"]\n`, the same bytes as encodeEvent(t, code, text) + '\n' when
+ * body is the JSON string body of text. body is copied, not checked: it must
+ * come from a JsonBytesEncoder (json-bytes.ts), as CastWriter's does.
+ */
+export function encodeEventLine(t: number, code: 'o' | 'i', body: Uint8Array): Buffer {
+  if (!isNonNegNumber(t)) throw bad(`asciicast event: time must be a finite number >= 0, got ${t}`);
+  if (code !== 'o' && code !== 'i') throw bad(`asciicast event: unknown code ${JSON.stringify(code)}`);
+  const head = `[${formatTime(t)},"${code}","`;
+  const line = Buffer.allocUnsafe(head.length + body.length + 3);
+  line.write(head, 0, 'latin1');
+  line.set(body, head.length);
+  const tail = head.length + body.length;
+  line[tail] = 0x22; // "
+  line[tail + 1] = 0x5d; // ]
+  line[tail + 2] = 0x0a; // \n
+  return line;
+}
+
 function parseHeader(value: unknown): CastHeader {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('header must be a JSON object');
   const o = value as Record<string, unknown>;

@@ -24,7 +24,14 @@
  *   continuation bytes up to that count (stopping at the first byte that is
  *   not one) and the held bytes are then decoded on their own. end() decodes
  *   whatever is still held.
+ *
+ * Speed: a chunk is first checked with buffer.isAscii / isUtf8 (native,
+ * SIMD). Valid UTF-8, the usual case, then only needs escaping: runs with
+ * nothing to escape are scanned and copied four bytes at a time, and a chunk
+ * with nothing to escape at all is returned as is (no copy). Anything else
+ * goes through a full decoding loop, byte by byte.
  */
+import { isAscii, isUtf8 } from 'node:buffer';
 
 /** Input bytes per output byte, worst case: a control byte becomes `\u00xx` (6 bytes). */
 const MAX_EXPANSION = 6;
@@ -34,8 +41,8 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 const HEX = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 /**
- * How each ASCII byte is written: 0 as is, 1 as `\u00xx`, otherwise the
- * character that follows a backslash (`\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`).
+ * How an ASCII byte that needs escaping is written: 1 as `\u00xx`, otherwise
+ * as a backslash and this character (`\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`).
  */
 const ASCII_ESCAPE = new Uint8Array(128);
 for (let b = 0; b < 0x20; b++) ASCII_ESCAPE[b] = 1;
@@ -48,24 +55,128 @@ ASCII_ESCAPE[0x0d] = 0x72; // r
 ASCII_ESCAPE[0x22] = 0x22; // "
 ASCII_ESCAPE[0x5c] = 0x5c; // \
 
-/** Shared by all encoders: JS is single-threaded and every result is consumed before the next call. */
-let scratch: Uint8Array = EMPTY;
+/**
+ * In text known to be valid UTF-8, 1 for the bytes that may need escaping:
+ * ASCII controls, `"`, `\`, DEL, and the lead bytes of U+0080..U+009F (C2)
+ * and U+2028/U+2029 (E2). Every other byte is copied through.
+ */
+const VALID_SPECIAL = new Uint8Array(256);
+for (let b = 0; b < 128; b++) VALID_SPECIAL[b] = ASCII_ESCAPE[b] === 0 ? 0 : 1;
+VALID_SPECIAL[0xc2] = 1;
+VALID_SPECIAL[0xe2] = 1;
 
-function outputBuffer(size: number): Uint8Array {
-  if (scratch.length >= size) return scratch;
-  if (size > MAX_RETAINED_SCRATCH) return new Uint8Array(size);
-  scratch = new Uint8Array(Math.min(MAX_RETAINED_SCRATCH, Math.max(size, 2 * scratch.length, 4096)));
+/** For arbitrary bytes: 1 unless printable ASCII other than `"` and `\`. */
+const SPECIAL = new Uint8Array(256).fill(1);
+for (let b = 0; b < 128; b++) SPECIAL[b] = VALID_SPECIAL[b]!;
+
+/**
+ * UTF-8 lead bytes (WHATWG): sequence length and the range the second byte
+ * must be in (E0 and F0 exclude overlong forms, ED surrogates, F4 code
+ * points above U+10FFFF). Length 0: never valid as a first byte.
+ */
+const LEAD_LEN = new Uint8Array(256);
+const SECOND_LO = new Uint8Array(256);
+const SECOND_HI = new Uint8Array(256);
+for (let b = 0xc2; b <= 0xf4; b++) {
+  LEAD_LEN[b] = b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+  SECOND_LO[b] = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+  SECOND_HI[b] = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+}
+
+/** Output space: bytes and a DataView on them for 4-byte stores at any offset. */
+interface Output {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
+const output = (bytes: Uint8Array): Output => ({ bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length) });
+
+/** Shared by all encoders: JS is single-threaded and every result is consumed before the next call. */
+let scratch: Output = output(new Uint8Array(4096));
+
+function outputBuffer(size: number): Output {
+  if (scratch.bytes.length >= size) return scratch;
+  if (size > MAX_RETAINED_SCRATCH) return output(new Uint8Array(size));
+  scratch = output(new Uint8Array(Math.min(MAX_RETAINED_SCRATCH, Math.max(size, 2 * scratch.bytes.length))));
   return scratch;
 }
 
-/** Index of the first byte in [i, end) that is not printable ASCII other than `"` and `\`, or end. */
-function plainEnd(src: Uint8Array, i: number, end: number): number {
-  while (i < end) {
-    const b = src[i]!;
-    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return i;
-    i++;
+/** Words are stored back in the byte order they were read in. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * A chunk viewed as 32-bit words, so plain runs are scanned four bytes at a
+ * time: words[k] holds chunk[base + 4k .. base + 4k + 3]. Null for short chunks.
+ */
+interface WordView {
+  readonly words: Int32Array | null;
+  readonly base: number;
+}
+
+const NO_WORDS: WordView = { words: null, base: 0 };
+const MIN_WORD_SCAN = 64;
+
+function wordView(src: Uint8Array): WordView {
+  if (src.length < MIN_WORD_SCAN) return NO_WORDS;
+  const base = (4 - (src.byteOffset & 3)) & 3;
+  return { words: new Int32Array(src.buffer, src.byteOffset + base, (src.length - base) >>> 2), base };
+}
+
+/**
+ * Might the 32-bit word hold a VALID_SPECIAL byte (below 0x20, `"`, `\`,
+ * DEL, C2, E2)? The bit-twiddling "has less than" and "has zero byte" tests:
+ * a byte that qualifies is never missed (false positives are possible, and
+ * callers re-check bytewise). A "has zero byte" test for x = w ^ c ends with
+ * `& ~x & 0x80808080`; when c is below 0x80, ~x and ~w agree on the high bits
+ * of every byte (and x and w do for c >= 0x80), so the tests share one mask.
+ */
+function wordMayBeSpecial(w: number): boolean {
+  const q = w ^ 0x22222222;
+  const s = w ^ 0x5c5c5c5c;
+  const d = w ^ 0x7f7f7f7f;
+  const c = w ^ 0xc2c2c2c2;
+  const e = w ^ 0xe2e2e2e2;
+  const low = ((w - 0x20202020) | (q - 0x01010101) | (s - 0x01010101) | (d - 0x01010101)) & ~w;
+  const high = ((c - 0x01010101) | (e - 0x01010101)) & w;
+  return ((low | high) & 0x80808080) !== 0;
+}
+
+/**
+ * The same for a word of an all-ASCII chunk, in fewer operations: DEL is the
+ * only byte that sets a high bit when 1 is added (no byte is 0x80 or more).
+ */
+function asciiWordMayBeSpecial(w: number): boolean {
+  const q = w ^ 0x22222222;
+  const s = w ^ 0x5c5c5c5c;
+  return (((((w - 0x20202020) | (q - 0x01010101) | (s - 0x01010101)) & ~w) | (w + 0x01010101)) & 0x80808080) !== 0;
+}
+
+/** Index of the first VALID_SPECIAL byte in src[i, end), or end. `ascii`: src is all ASCII. */
+function plainEnd(src: Uint8Array, i: number, end: number, view: WordView, ascii: boolean): number {
+  const words = view.words;
+  if (words === null) {
+    while (i < end && VALID_SPECIAL[src[i]!] === 0) i++;
+    return i;
   }
-  return end;
+  const base = view.base;
+  for (;;) {
+    while (((i - base) & 3) !== 0) {
+      if (i >= end || VALID_SPECIAL[src[i]!] !== 0) return i;
+      i++;
+    }
+    let k = (i - base) >> 2;
+    const kEnd = (end - base) >> 2;
+    if (ascii) while (k < kEnd && !asciiWordMayBeSpecial(words[k]!)) k++;
+    else while (k < kEnd && !wordMayBeSpecial(words[k]!)) k++;
+    i = base + 4 * k;
+    // The word that stopped the scan (or the bytes after the last whole word), bytewise.
+    const stop = i + 4 < end ? i + 4 : end;
+    while (i < stop) {
+      if (VALID_SPECIAL[src[i]!] !== 0) return i;
+      i++;
+    }
+    if (i >= end) return end;
+  }
 }
 
 /** `\u` followed by four lowercase hex digits of cp (cp <= 0xffff). */
@@ -79,6 +190,14 @@ function writeU(out: Uint8Array, o: number, cp: number): number {
   return o + 6;
 }
 
+function writeAsciiEscape(out: Uint8Array, o: number, b: number): number {
+  const esc = ASCII_ESCAPE[b]!;
+  if (esc === 1) return writeU(out, o, b);
+  out[o] = 0x5c;
+  out[o + 1] = esc;
+  return o + 2;
+}
+
 function writeFFFD(out: Uint8Array, o: number): number {
   out[o] = 0xef;
   out[o + 1] = 0xbf;
@@ -87,102 +206,155 @@ function writeFFFD(out: Uint8Array, o: number): number {
 }
 
 /**
+ * Writes the JSON string body of src[i, end), which must be valid UTF-8
+ * (whole characters only), at out[o]; returns the new output offset. out must
+ * have room for MAX_EXPANSION * (end - i) bytes. Plain runs are copied a
+ * word at a time once aligned (unaligned 4-byte stores through out.view).
+ */
+function encodeValid(src: Uint8Array, i: number, end: number, out: Output, o: number, view: WordView, ascii: boolean): number {
+  const bytes = out.bytes;
+  const dv = out.view;
+  const words = view.words;
+  const base = view.base;
+  const kEnd = (end - base) >> 2;
+  while (i < end) {
+    const b0 = src[i]!;
+    if (VALID_SPECIAL[b0] === 0) {
+      bytes[o++] = b0;
+      i++;
+      // Bytewise up to a word boundary, then whole words while none holds a special byte.
+      while (((i - base) & 3) !== 0 && i < end) {
+        const b = src[i]!;
+        if (VALID_SPECIAL[b] !== 0) break;
+        bytes[o++] = b;
+        i++;
+      }
+      if (words !== null && ((i - base) & 3) === 0) {
+        let k = (i - base) >> 2;
+        if (ascii) {
+          while (k < kEnd) {
+            const w = words[k]!;
+            if (asciiWordMayBeSpecial(w)) break;
+            dv.setInt32(o, w, LITTLE_ENDIAN);
+            o += 4;
+            k++;
+          }
+        } else {
+          while (k < kEnd) {
+            const w = words[k]!;
+            if (wordMayBeSpecial(w)) break;
+            dv.setInt32(o, w, LITTLE_ENDIAN);
+            o += 4;
+            k++;
+          }
+        }
+        i = base + 4 * k;
+      }
+    } else if (b0 < 0x80) {
+      o = writeAsciiEscape(bytes, o, b0);
+      i++;
+    } else if (b0 === 0xc2) {
+      const b1 = src[i + 1]!;
+      if (b1 < 0xa0) {
+        o = writeU(bytes, o, b1); // C1 control U+0080..U+009F
+      } else {
+        bytes[o] = b0;
+        bytes[o + 1] = b1;
+        o += 2;
+      }
+      i += 2;
+    } else {
+      // E2: U+2000..U+2FFF; only U+2028 (E2 80 A8) and U+2029 (E2 80 A9) are escaped.
+      const b1 = src[i + 1]!;
+      const b2 = src[i + 2]!;
+      if (b1 === 0x80 && (b2 === 0xa8 || b2 === 0xa9)) {
+        o = writeU(bytes, o, b2 === 0xa8 ? 0x2028 : 0x2029);
+      } else {
+        bytes[o] = b0;
+        bytes[o + 1] = b1;
+        bytes[o + 2] = b2;
+        o += 3;
+      }
+      i += 3;
+    }
+  }
+  return o;
+}
+
+/**
  * Decodes src[i, end) as a complete UTF-8 text (a sequence cut off by `end`
  * becomes one U+FFFD) and writes its JSON string body at out[o]; returns the
  * new output offset. out must have room for MAX_EXPANSION * (end - i) bytes.
  */
-function encodeRange(src: Uint8Array, i: number, end: number, out: Uint8Array, o: number): number {
+function encodeAny(src: Uint8Array, i: number, end: number, out: Uint8Array, o: number): number {
   while (i < end) {
     const b0 = src[i]!;
-    if (b0 < 0x80) {
-      const esc = ASCII_ESCAPE[b0]!;
-      if (esc === 0) {
-        out[o++] = b0;
-      } else if (esc === 1) {
-        o = writeU(out, o, b0);
-      } else {
-        out[o] = 0x5c;
-        out[o + 1] = esc;
-        o += 2;
+    if (SPECIAL[b0] === 0) {
+      out[o++] = b0;
+      i++;
+      while (i < end) {
+        const b = src[i]!;
+        if (SPECIAL[b] !== 0) break;
+        out[o++] = b;
+        i++;
       }
+      continue;
+    }
+    if (b0 < 0x80) {
+      o = writeAsciiEscape(out, o, b0);
       i++;
       continue;
     }
-    // -1 past the end: fails every range and continuation-byte test ((-1 & 0xc0) === 0xc0).
+    // Multibyte. Past `end` a byte reads as -1, which fails every range and
+    // continuation test below ((-1 & 0xc0) === 0xc0), i.e. a cut-off sequence.
+    const len = LEAD_LEN[b0]!;
     const b1 = i + 1 < end ? src[i + 1]! : -1;
-    if (b0 < 0xc2) {
-      // Continuation byte without a lead, or an overlong lead (C0, C1).
+    if (len === 0 || b1 < SECOND_LO[b0]! || b1 > SECOND_HI[b0]!) {
       o = writeFFFD(out, o);
       i++;
-    } else if (b0 < 0xe0) {
-      if ((b1 & 0xc0) !== 0x80) {
-        o = writeFFFD(out, o);
-        i++;
-      } else {
-        if (b0 === 0xc2 && b1 < 0xa0) {
-          o = writeU(out, o, b1); // C1 control U+0080..U+009F
-        } else {
-          out[o] = b0;
-          out[o + 1] = b1;
-          o += 2;
-        }
-        i += 2;
-      }
-    } else if (b0 < 0xf0) {
-      // E0 needs A0..BF (no overlong), ED needs 80..9F (no surrogates).
-      const lo = b0 === 0xe0 ? 0xa0 : 0x80;
-      const hi = b0 === 0xed ? 0x9f : 0xbf;
-      if (b1 < lo || b1 > hi) {
-        o = writeFFFD(out, o);
-        i++;
-      } else {
-        const b2 = i + 2 < end ? src[i + 2]! : -1;
-        if ((b2 & 0xc0) !== 0x80) {
-          o = writeFFFD(out, o);
-          i += 2;
-        } else {
-          if (b0 === 0xe2 && b1 === 0x80 && (b2 === 0xa8 || b2 === 0xa9)) {
-            o = writeU(out, o, b2 === 0xa8 ? 0x2028 : 0x2029);
-          } else {
-            out[o] = b0;
-            out[o + 1] = b1;
-            out[o + 2] = b2;
-            o += 3;
-          }
-          i += 3;
-        }
-      }
-    } else if (b0 < 0xf5) {
-      // F0 needs 90..BF (no overlong), F4 needs 80..8F (nothing above U+10FFFF).
-      const lo = b0 === 0xf0 ? 0x90 : 0x80;
-      const hi = b0 === 0xf4 ? 0x8f : 0xbf;
-      if (b1 < lo || b1 > hi) {
-        o = writeFFFD(out, o);
-        i++;
-      } else {
-        const b2 = i + 2 < end ? src[i + 2]! : -1;
-        if ((b2 & 0xc0) !== 0x80) {
-          o = writeFFFD(out, o);
-          i += 2;
-        } else {
-          const b3 = i + 3 < end ? src[i + 3]! : -1;
-          if ((b3 & 0xc0) !== 0x80) {
-            o = writeFFFD(out, o);
-            i += 3;
-          } else {
-            out[o] = b0;
-            out[o + 1] = b1;
-            out[o + 2] = b2;
-            out[o + 3] = b3;
-            o += 4;
-            i += 4;
-          }
-        }
-      }
-    } else {
-      o = writeFFFD(out, o);
-      i++;
+      continue;
     }
+    if (len === 2) {
+      if (b0 === 0xc2 && b1 < 0xa0) {
+        o = writeU(out, o, b1); // C1 control U+0080..U+009F
+      } else {
+        out[o] = b0;
+        out[o + 1] = b1;
+        o += 2;
+      }
+      i += 2;
+      continue;
+    }
+    const b2 = i + 2 < end ? src[i + 2]! : -1;
+    if ((b2 & 0xc0) !== 0x80) {
+      o = writeFFFD(out, o);
+      i += 2;
+      continue;
+    }
+    if (len === 3) {
+      if (b0 === 0xe2 && b1 === 0x80 && (b2 === 0xa8 || b2 === 0xa9)) {
+        o = writeU(out, o, b2 === 0xa8 ? 0x2028 : 0x2029);
+      } else {
+        out[o] = b0;
+        out[o + 1] = b1;
+        out[o + 2] = b2;
+        o += 3;
+      }
+      i += 3;
+      continue;
+    }
+    const b3 = i + 3 < end ? src[i + 3]! : -1;
+    if ((b3 & 0xc0) !== 0x80) {
+      o = writeFFFD(out, o);
+      i += 3;
+      continue;
+    }
+    out[o] = b0;
+    out[o + 1] = b1;
+    out[o + 2] = b2;
+    out[o + 3] = b3;
+    o += 4;
+    i += 4;
   }
   return o;
 }
@@ -208,7 +380,9 @@ export class JsonBytesEncoder {
     return this.heldLen > 0;
   }
 
-  write(chunk: Uint8Array): Uint8Array {
+  write(data: Uint8Array): Uint8Array {
+    // A plain Uint8Array view: Buffer#subarray is slow (it builds a Buffer), and one type keeps the loops monomorphic.
+    const chunk = data.constructor === Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
     const n = chunk.length;
     let start = 0;
     // 1. Complete the held character with the continuation bytes this chunk starts with.
@@ -225,7 +399,6 @@ export class JsonBytesEncoder {
       }
       if (this.missing > 0) return EMPTY; // the whole chunk went into the held character
     }
-    const flushHeld = this.heldLen > 0;
 
     // 2. Find a character cut off at the end of this chunk (StringDecoder's rule).
     let end = n;
@@ -246,24 +419,28 @@ export class JsonBytesEncoder {
       }
     }
 
-    // 3. Encode: held character first, then chunk[start, end).
+    // 3. Encode the held character (decoded on its own), then chunk[start, end).
+    const body = start === 0 && end === n ? chunk : chunk.subarray(start, end);
+    const ascii = isAscii(body);
+    const valid = ascii || isUtf8(body);
+    const view = valid ? wordView(chunk) : NO_WORDS;
+    const plain = valid ? plainEnd(chunk, start, end, view, ascii) : start;
     let result: Uint8Array;
-    const plain = flushHeld ? start : plainEnd(chunk, start, end);
-    if (plain === end && !flushHeld) {
-      result = start === end ? EMPTY : chunk.subarray(start, end);
+    if (this.heldLen === 0 && plain === end) {
+      result = start === end ? EMPTY : body;
     } else {
       const out = outputBuffer(MAX_EXPANSION * (end - start + 4));
       let o = 0;
-      if (flushHeld) {
-        o = encodeRange(this.held, 0, this.heldLen, out, 0);
+      if (this.heldLen > 0) {
+        o = encodeAny(this.held, 0, this.heldLen, out.bytes, 0);
         this.heldLen = 0;
       }
       if (plain > start) {
-        out.set(chunk.subarray(start, plain), o);
+        out.bytes.set(chunk.subarray(start, plain), o);
         o += plain - start;
       }
-      o = encodeRange(chunk, plain, end, out, o);
-      result = out.subarray(0, o);
+      o = valid ? encodeValid(chunk, plain, end, out, o, view, ascii) : encodeAny(chunk, start, end, out.bytes, o);
+      result = out.bytes.subarray(0, o);
     }
 
     // 4. Hold the cut-off character for the next chunk.
@@ -278,8 +455,8 @@ export class JsonBytesEncoder {
   /** The held partial character as U+FFFD (one per maximal subpart); resets the encoder. */
   end(): Uint8Array {
     if (this.heldLen === 0) return EMPTY;
-    const out = outputBuffer(MAX_EXPANSION * 4);
-    const o = encodeRange(this.held, 0, this.heldLen, out, 0);
+    const out = outputBuffer(MAX_EXPANSION * 4).bytes;
+    const o = encodeAny(this.held, 0, this.heldLen, out, 0);
     this.heldLen = 0;
     this.missing = 0;
     return out.subarray(0, o);

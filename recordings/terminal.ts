@@ -8,6 +8,11 @@
  * U+FFFD, which is what a UTF-8 terminal would have shown the person: the
  * recording replays the screen faithfully; it is not a byte-exact capture.
  *
+ * Output and input are the hot path (every byte of a session), so they never
+ * become JS strings: a JsonBytesEncoder (json-bytes.ts) turns the bytes
+ * straight into the JSON string body, the same bytes StringDecoder +
+ * jsonString() would give, chunk for chunk.
+ *
  * Fail closed (DESIGN §5): open() writes and fsyncs the header (and the new
  * directory entry) before it returns and throws WICKET_ERR_RECORDING if it
  * cannot, so the broker refuses the session. Later write errors move the
@@ -16,11 +21,11 @@
  * cadence and backpressure are DurableAppender's (appender.ts).
  */
 import { performance } from 'node:perf_hooks';
-import { StringDecoder } from 'node:string_decoder';
 import { WicketError, errorMessage } from '../src/errors.js';
 import type { TerminalRecorder } from '../src/session.js';
 import { DurableAppender, type AppenderOptions } from './appender.js';
-import { encodeEvent, encodeHeader, type CastEventCode } from './asciicast.js';
+import { encodeEvent, encodeEventLine, encodeHeader, type CastEventCode } from './asciicast.js';
+import { JsonBytesEncoder } from './json-bytes.js';
 
 export interface CastWriterHeader {
   readonly width: number;
@@ -50,8 +55,8 @@ export type CastWriterState = 'open' | 'closing' | 'closed' | 'failed';
 const isDim = (n: number): boolean => Number.isInteger(n) && n > 0 && n <= 65_535;
 
 export class CastWriter implements TerminalRecorder {
-  private readonly outDecoder = new StringDecoder('utf8');
-  private readonly inDecoder = new StringDecoder('utf8');
+  private readonly outEncoder = new JsonBytesEncoder();
+  private readonly inEncoder = new JsonBytesEncoder();
   private lastTime = 0;
   private closing: Promise<CastDigest> | null = null;
   private failure: WicketError | null = null;
@@ -116,14 +121,14 @@ export class CastWriter implements TerminalRecorder {
 
   output(data: Buffer): void {
     if (this.closing !== null) return;
-    this.record('o', this.outDecoder.write(data));
+    this.recordBytes('o', this.outEncoder.write(data));
   }
 
   input(data: Buffer): void {
     if (this.closing !== null) return;
     // The single entry point for keystrokes: a redaction filter (input typed while
     // the remote side does not echo, i.e. passwords) belongs here, before decoding.
-    this.record('i', this.inDecoder.write(data));
+    this.recordBytes('i', this.inEncoder.write(data));
   }
 
   resize(cols: number, rows: number): void {
@@ -149,8 +154,8 @@ export class CastWriter implements TerminalRecorder {
   close(): Promise<CastDigest> {
     if (this.closing === null) {
       // An incomplete character at the very end becomes U+FFFD rather than vanishing.
-      this.record('o', this.outDecoder.end());
-      this.record('i', this.inDecoder.end());
+      this.recordBytes('o', this.outEncoder.end());
+      this.recordBytes('i', this.inEncoder.end());
       this.closing = this.file.close().then(
         (d) => ({ sha256: d.sha256, bytes: d.bytes, path: this.path }),
         (e: unknown) => {
@@ -164,10 +169,23 @@ export class CastWriter implements TerminalRecorder {
   private record(code: CastEventCode, data: string): void {
     if (data === '' && code !== 'm') return;
     if (this.file.state !== 'open') return;
+    this.file.append(Buffer.from(`${encodeEvent(this.tick(), code, data)}\n`, 'utf8'));
+  }
+
+  /** body: JSON string body bytes from an encoder, only valid until its next call (encodeEventLine copies). */
+  private recordBytes(code: 'o' | 'i', body: Uint8Array): void {
+    // Nothing decoded (the chunk only fed a held partial character): no event, as for an empty string.
+    if (body.length === 0) return;
+    if (this.file.state !== 'open') return;
+    this.file.append(encodeEventLine(this.tick(), code, body));
+  }
+
+  /** Seconds since open() for the next event. */
+  private tick(): number {
     const now = (this.clock() - this.t0) / 1000;
     // Times must never go backwards in a cast, whatever the clock does.
     if (Number.isFinite(now) && now > this.lastTime) this.lastTime = now;
-    this.file.append(Buffer.from(`${encodeEvent(this.lastTime, code, data)}\n`, 'utf8'));
+    return this.lastTime;
   }
 
   /** The same WicketError object for every report of the one failure. */
