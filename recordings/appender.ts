@@ -28,11 +28,16 @@ export interface AppenderOptions {
 
 export type AppenderState = 'open' | 'closed' | 'failed';
 
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  for (let off = 0; off < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+/** One writev per batch (no concatenating copy); a short write continues where it stopped. */
+async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+  let rest = bufs;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest);
     if (bytesWritten <= 0) throw new Error('short write');
-    off += bytesWritten;
+    let n = bytesWritten;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = i < rest.length ? [rest[i]!.subarray(n), ...rest.slice(i + 1)] : [];
   }
 }
 
@@ -108,7 +113,7 @@ export class DurableAppender {
     await ensureDir(dirname(path));
     const fh = await open(path, 'wx', 0o640);
     try {
-      await writeAll(fh, first);
+      await writeAll(fh, [first]);
       await fh.sync();
       await syncDir(dirname(path));
       return new DurableAppender(fh, first, opts);
@@ -204,13 +209,15 @@ export class DurableAppender {
     try {
       for (;;) {
         if (this.pendingBytes > 0) {
-          const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+          const bufs = this.pending;
+          const size = this.pendingBytes;
           this.pending = [];
           this.pendingBytes = 0;
-          await writeAll(this.fh, chunk);
-          this.hash.update(chunk);
-          this.bytes += chunk.length;
-          this.backlog -= chunk.length;
+          // writev takes at most IOV_MAX (1024) buffers per call.
+          for (let i = 0; i < bufs.length; i += 1024) await writeAll(this.fh, bufs.slice(i, i + 1024));
+          for (const b of bufs) this.hash.update(b);
+          this.bytes += size;
+          this.backlog -= size;
           if (this.backlog <= this.maxPending / 2) this.releaseDrainWaiters();
           if (!this.syncDue) this.syncTimer ??= setTimeout(() => this.requestSync(), this.fsyncMs);
         } else if (this.syncDue) {

@@ -37,3 +37,6 @@ export const ALGORITHMS = {
 
 /** Upstream host keys wicket accepts (what the target presents). */
 export const UPSTREAM_HOST_KEYS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'];
+
+/** Our preference when wicket is the client (upstream leg): the client's order decides. */
+export const UPSTREAM_CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr'];
