@@ -1,10 +1,5 @@
 /** What a Postgres connection needs from the running broker, and the cancel-key registry. */
-import type { Config } from '../../src/config/schema.js';
-import type { Broker } from '../../src/broker.js';
-import type { Store } from '../../src/store/types.js';
-import type { AuditWriter } from '../../src/audit/writer.js';
-import type { HostKeys } from '../../src/keys.js';
-import type { Throttle } from '../../src/auth/throttle.js';
+import type { AdapterDeps } from '../../src/adapter.js';
 
 export interface Cancellable {
   readonly processId: number;
@@ -53,17 +48,9 @@ export class CancelRegistry {
   }
 }
 
-export interface PgDeps {
-  readonly config: () => Config;
-  readonly broker: Broker;
-  readonly store: Store;
-  readonly audit: AuditWriter;
-  readonly keys: HostKeys;
-  readonly throttle: Throttle;
+export interface PgDeps extends AdapterDeps {
   readonly cancels: CancelRegistry;
   readonly maxMessageBytes: number;
-  readonly authTimeoutMs: number;
-  readonly log: (line: string) => void;
   /** Called once the connection starts relaying (it no longer counts as authenticating). */
   readonly onReady?: () => void;
 }

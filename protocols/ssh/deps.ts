@@ -1,21 +1,7 @@
 /** What an SSH connection needs from the running broker. */
-import type { Config } from '../../src/config/schema.js';
-import type { Broker } from '../../src/broker.js';
-import type { Store } from '../../src/store/types.js';
-import type { AuditWriter } from '../../src/audit/writer.js';
-import type { HostKeys } from '../../src/keys.js';
-import type { Throttle } from '../../src/auth/throttle.js';
+import type { AdapterDeps } from '../../src/adapter.js';
 
-export interface SshDeps {
-  readonly config: () => Config;
-  readonly broker: Broker;
-  readonly store: Store;
-  readonly audit: AuditWriter;
-  readonly keys: HostKeys;
-  readonly throttle: Throttle;
-  readonly log: (line: string) => void;
-  /** Handshake + authentication must finish within this. */
-  readonly authTimeoutMs: number;
+export interface SshDeps extends AdapterDeps {
   /** Upstream connect + handshake + auth must finish within this. */
   readonly upstreamTimeoutMs: number;
 }

@@ -15,6 +15,7 @@
  * No I/O here; chunks are never kept past the call.
  */
 import type { FileEvent } from '../../src/session.js';
+import { decodeCapped } from '../../src/util/text.js';
 
 export interface ScpCommand {
   readonly direction: 'upload' | 'download';
@@ -129,14 +130,7 @@ const MAX_LINE = 2048; // OpenSSH's sink reads control lines into 2048 bytes
 const MAX_PATH_CHARS = 4096;
 const MAX_TEXT_CHARS = 512;
 
-function decode(b: Buffer, max: number): string {
-  let s = b.subarray(0, max * 4).toString('utf8');
-  if (s.length > max) {
-    const cut = s.charCodeAt(max - 1) >= 0xd800 && s.charCodeAt(max - 1) <= 0xdbff ? max - 1 : max;
-    s = s.slice(0, cut);
-  }
-  return s;
-}
+const decode = decodeCapped;
 
 function join(dir: string, name: string): string {
   const p = dir === '' ? name : dir.endsWith('/') ? dir + name : `${dir}/${name}`;

@@ -16,6 +16,7 @@
  * reported once when the handle is closed (or the channel ends).
  */
 import type { FileEvent } from '../../src/session.js';
+import { decodeCapped } from '../../src/util/text.js';
 
 export interface SftpObserverOptions {
   readonly clock?: () => number;
@@ -181,15 +182,7 @@ class Reader {
   }
 }
 
-/** Attacker-controlled bytes: UTF-8 with U+FFFD for invalid input, capped. */
-function decode(b: Buffer, max: number): string {
-  let s = b.subarray(0, max * 4).toString('utf8');
-  if (s.length > max) {
-    const cut = s.charCodeAt(max - 1) >= 0xd800 && s.charCodeAt(max - 1) <= 0xdbff ? max - 1 : max;
-    s = s.slice(0, cut);
-  }
-  return s;
-}
+const decode = decodeCapped;
 
 function octal(perms: number): string {
   return (perms & 0o7777).toString(8).padStart(4, '0');

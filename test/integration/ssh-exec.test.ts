@@ -8,10 +8,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshdUnavailable } from '../support/sshd.js';
-import { ALICE_PASSWORD, askpassEnv, auditEvents, eventually, sessionsOf, sshVia, startSshWorld, type SshWorld } from '../support/wicket-ssh.js';
+import { ALICE_PASSWORD, askpassEnv, auditEvents, eventually, sessionsOf, ssh2Exec, ssh2Login, sshVia, startSshWorld, type SshWorld } from '../support/wicket-ssh.js';
 import { runClient, sshArgs } from '../support/sshd.js';
 import { wicketAsync } from '../support/cli.js';
 import { castToText, readCast } from '../../recordings/reader.js';
@@ -104,23 +103,10 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
     }
   });
 
-  it('refuses X11 and agent forwarding', async () => {
-    const keyText = readFileSync(w.aliceKey, 'utf8');
-    const c = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      c.once('ready', () => resolve());
-      c.once('error', reject);
-      c.connect({ host: '127.0.0.1', port: w.port, username: 'alice@web-1', privateKey: keyText });
-    });
+  it('refuses X11 forwarding', async () => {
+    const c = await ssh2Login(w, 'alice@web-1');
     try {
-      const x11 = await new Promise<string>((resolve) => {
-        c.exec('echo ran', { x11: true }, (err, stream) => {
-          if (err) return resolve(`error: ${err.message}`);
-          let out = '';
-          stream.on('data', (d: Buffer) => (out += d.toString()));
-          stream.on('close', () => resolve(out));
-        });
-      });
+      const x11 = await ssh2Exec(c, 'echo ran', { x11: true });
       expect(x11).toMatch(/error/i);
     } finally {
       c.end();
@@ -174,21 +160,9 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
     const sock = join(w.dir, 'agent.sock');
     const agent = await runClient('ssh-agent', ['-a', sock]);
     const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
-    const c = new ssh2.Client();
+    const c = await ssh2Login(w, 'alice@web-1', { agent: sock, agentForward: true });
     try {
-      await new Promise<void>((resolve, reject) => {
-        c.once('ready', () => resolve());
-        c.once('error', reject);
-        c.connect({ host: '127.0.0.1', port: w.port, username: 'alice@web-1', privateKey: readFileSync(w.aliceKey, 'utf8'), agent: sock, agentForward: true });
-      });
-      const out = await new Promise<string>((resolve) => {
-        c.exec('echo "sock=$SSH_AUTH_SOCK"', (err, stream) => {
-          if (err) return resolve(`error: ${err.message}`);
-          let o = '';
-          stream.on('data', (d: Buffer) => (o += d.toString()));
-          stream.on('close', () => resolve(o));
-        });
-      });
+      const out = await ssh2Exec(c, 'echo "sock=$SSH_AUTH_SOCK"');
       expect(out).not.toMatch(/sock=\S/);
       expect((await auditEvents(w)).some((e) => JSON.stringify(e.data).includes('agent forwarding is never allowed'))).toBe(true);
     } finally {
@@ -214,13 +188,7 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
   });
 
   it('passes signals on (ssh2 client sends INT; to a shell target, since OpenSSH sshd ignores signal requests here)', async () => {
-    const keyText = readFileSync(w.aliceKey, 'utf8');
-    const c = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      c.once('ready', () => resolve());
-      c.once('error', reject);
-      c.connect({ host: '127.0.0.1', port: w.port, username: 'alice@sandbox', privateKey: keyText });
-    });
+    const c = await ssh2Login(w, 'alice@sandbox');
     try {
       const exit = await new Promise<unknown[]>((resolve, reject) => {
         c.exec('echo ready; exec sleep 30', (err, stream) => {

@@ -4,7 +4,8 @@
  * and real ssh/scp/sftp clients (always asynchronous: a blocking spawn would
  * freeze the broker living in this process).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
 import { join } from 'node:path';
 import { startWicket, type Running } from '../../src/runtime.js';
 import { makePasswordCredential } from '../../src/auth/password.js';
@@ -114,4 +115,27 @@ export async function eventually<T>(what: string, fn: () => Promise<T | null | u
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** An ssh2 Client logged in through wicket with alice's key (for requests OpenSSH will not send on demand). */
+export async function ssh2Login(w: SshWorld, login: string, extra: Partial<ssh2.ConnectConfig> = {}): Promise<ssh2.Client> {
+  const c = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    c.once('ready', () => resolve());
+    c.once('error', reject);
+    c.connect({ host: '127.0.0.1', port: w.port, username: login, privateKey: readFileSync(w.aliceKey, 'utf8'), ...extra });
+  });
+  return c;
+}
+
+/** Runs `command` on an ssh2 Client; resolves with stdout, or `error: ...` when the request failed. */
+export function ssh2Exec(c: ssh2.Client, command: string, opts: ssh2.ExecOptions = {}): Promise<string> {
+  return new Promise<string>((resolve) => {
+    c.exec(command, opts, (err, stream) => {
+      if (err) return resolve(`error: ${err.message}`);
+      let out = '';
+      stream.on('data', (d: Buffer) => (out += d.toString()));
+      stream.on('close', () => resolve(out));
+    });
+  });
 }
