@@ -120,7 +120,10 @@ export class SessionChannel {
   private start(kind: ChannelKind, accept: (() => ServerChannel) | undefined, reject: (() => void) | undefined): void {
     if (this.started || !accept) return void reject?.();
     this.started = true;
-    const stream = (this.stream = accept());
+    // ssh2 returns nothing when the channel is already ending.
+    const stream: ServerChannel | undefined = accept();
+    if (!stream) return void this.finish('client closed the channel');
+    this.stream = stream;
     stream.on('error', () => undefined);
     // Client input waits until the process exists.
     stream.pause();
