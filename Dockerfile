@@ -13,9 +13,11 @@ COPY web ./web
 COPY bench ./bench
 RUN npm ci && npm prune --omit=dev
 
+# Runtime: bash (shell targets start through it), util-linux's setpriv (shell
+# targets with `user:`), sftp-server (sftp to shell targets).
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash ca-certificates tini \
+ && apt-get install -y --no-install-recommends bash ca-certificates tini util-linux openssh-sftp-server \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/wicket --shell /usr/sbin/nologin wicket
 WORKDIR /app
