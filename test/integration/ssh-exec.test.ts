@@ -13,6 +13,7 @@ import { sshdUnavailable } from '../support/sshd.js';
 import { ALICE_PASSWORD, askpassEnv, auditEvents, eventually, sessionsOf, ssh2Exec, ssh2Login, sshVia, startSshWorld, type SshWorld } from '../support/wicket-ssh.js';
 import { runClient, sshArgs } from '../support/sshd.js';
 import { wicketAsync } from '../support/cli.js';
+import { createToken } from '../../src/auth/tokens.js';
 import { castToText, readCast } from '../../recordings/reader.js';
 
 const skip = sshdUnavailable();
@@ -229,5 +230,26 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
     const s = await eventually('the session', async () => (await sessionsOf(w)).find((x) => String((x.meta as { command?: string }).command).includes('bin.dat') && x.endedAt !== null));
     const cast = await readCast(join(w.dataDir, s.recordingPath!));
     expect(castToText(cast.events)).toBe('\uFFFD\uFFFD\u0000A\uFFFD(\n');
+  });
+  it('accepts a personal token as the password; an empty password never works', async () => {
+    const { token } = await createToken(w.running.store, 'alice', { name: 'ssh-test', now: Date.now() });
+    const ok = await runClient('ssh', [...sshArgs({ port: w.port }), 'alice@web-1@127.0.0.1', 'echo token-ok'], { env: askpassEnv(w.dir, token) });
+    expect(ok.stdout).toBe('token-ok\n');
+    const empty = await runClient('ssh', [...sshArgs({ port: w.port }), 'alice@web-1@127.0.0.1', 'echo no'], { env: askpassEnv(w.dir, '') });
+    expect(empty.code).toBe(255);
+    expect(empty.stdout).toBe('');
+  });
+
+  // Last in this file: it blocks logins from 127.0.0.1 for a while.
+  it('throttles repeated failures per user and source host', async () => {
+    for (let i = 0; i < 3; i++) {
+      const bad = await runClient('ssh', [...sshArgs({ port: w.port }), 'alice@web-1@127.0.0.1', 'true'], { env: askpassEnv(w.dir, `wrong-${i}-password`) });
+      expect(bad.code).toBe(255);
+    }
+    // Even the right key is refused while the user and the host are blocked.
+    const blocked = await sshVia(w, 'alice@web-1', ['echo should-not-run']);
+    expect(blocked.stdout).toBe('');
+    expect(blocked.code).toBe(255);
+    expect((await auditEvents(w, 'auth.fail')).some((e) => (e.data as { reason?: string }).reason === 'throttled')).toBe(true);
   });
 });
