@@ -26,7 +26,7 @@ import pg from 'pg';
 import { formatBench, type BenchResult, type BenchRow } from './types.js';
 import { streamQuery } from './support/pgstream.js';
 import {
-  childPids, cpuSeconds, freePort, killAll, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForPort,
+  QUIET, childPids, cpuSeconds, freePort, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForPort, waitForQuiet,
 } from './support/procs.js';
 
 const HOST = '127.0.0.1';
@@ -39,8 +39,6 @@ const BIG_SQL = "select g, repeat('x', 100) from generate_series(1,1000000) g";
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
-/** Machine CPU busy fraction (all CPUs) below which we call it quiet. */
-const QUIET = 0.15;
 
 type Label = 'direct' | 'pgbouncer' | 'wicket' | 'node-pipe';
 
@@ -159,22 +157,7 @@ async function startWicketChild(dir: string, database: string): Promise<{ ep: En
   const password = `bench-${randomBytes(12).toString('hex')}`;
   await run(process.execPath, [CLI, 'user', 'passwd', 'bench', '--config', config], { input: `${password}\n` });
   const child = spawnTracked(process.execPath, [CLI, 'serve', '--config', config]);
-  const address = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    const t = setTimeout(() => reject(new Error(`wicket did not report its postgres listener in 30 s:\n${child.tail()}`)), 30_000);
-    const onData = (d: Buffer): void => {
-      seen += d.toString('utf8');
-      const m = /postgres listening on (\S+)/.exec(seen);
-      if (m) {
-        clearTimeout(t);
-        child.stderr?.off('data', onData);
-        resolve(m[1]!);
-      }
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`wicket serve exited ${code}:\n${child.tail()}`)); });
-  });
-  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  const port = await listenerPort(child, 'postgres');
   return { ep: { label: 'wicket', port, user: 'bench@benchpg', password, database, pid: child.pid! }, child, dataDir: join(dir, 'data') };
 }
 
@@ -287,14 +270,7 @@ export async function benchPostgres(): Promise<BenchResult> {
   const t0 = Date.now();
   requireTools();
   const cores = availableParallelism();
-  // Other work on the machine skews every figure: wait a while for quiet, then measure anyway and say so.
-  const waitS = Number(process.env.BENCH_QUIET_WAIT_S ?? 60);
-  let busyBefore = await machineBusy(2000);
-  for (const until = Date.now() + waitS * 1000; busyBefore > QUIET && Date.now() < until; busyBefore = await machineBusy(2000)) {
-    log(`machine ${(busyBefore * 100).toFixed(0)}% busy (${cores} CPUs) before start; waiting up to ${waitS} s for < ${QUIET * 100}% (BENCH_QUIET_WAIT_S)`);
-  }
-  const waited = (Date.now() - t0) / 1000;
-  if (busyBefore > QUIET) log(`warning: starting on a busy machine (${(busyBefore * 100).toFixed(0)}%); figures will be skewed`);
+  const { busyBefore, waitedS: waited } = await waitForQuiet(log);
   const database = `wicket_bench_${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'wicket-bench-pg-'));
   let pgbDir: string | null = null;

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as pty from 'node-pty';
 import { formatBench, type BenchResult, type BenchRow } from './types.js';
-import { cpuSeconds, killAll, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop } from './support/procs.js';
+import { QUIET, cpuSeconds, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForQuiet } from './support/procs.js';
 import { sshArgs, sshClientKey, sshdUnavailable, startSshd, type Sshd } from './support/sshd.js';
 
 const HOST = '127.0.0.1';
@@ -49,8 +49,6 @@ const KEY_GAP_MS = 1;
 const LOGINS = 20;
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
-/** Machine CPU busy fraction (all CPUs) below which we call it quiet. */
-const QUIET = 0.15;
 const DIRECT_ONLY = process.env.WICKET_BENCH_SSH_DIRECT_ONLY === '1';
 
 type Label = 'direct' | 'wicket';
@@ -136,29 +134,7 @@ async function startWicketChild(dir: string, sshd: Sshd, personPub: string, pers
     '',
   ].join('\n'));
   const child = spawnTracked(process.execPath, [CLI, 'serve', '--config', config]);
-  const address = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    const fail = (why: string): void => {
-      clearTimeout(t);
-      child.stderr?.off('data', onData);
-      reject(new Error(`${why}\n--- wicket serve stderr ---\n${child.tail().trim()}\n(WICKET_BENCH_SSH_DIRECT_ONLY=1 measures the direct path alone)`));
-    };
-    const t = setTimeout(() => fail('wicket serve did not log "ssh listening on <addr>" within 30 s'), 30_000);
-    const onData = (d: Buffer): void => {
-      seen += d.toString('utf8');
-      const m = /ssh listening on (\S+)/.exec(seen);
-      if (m) {
-        clearTimeout(t);
-        child.stderr?.off('data', onData);
-        resolve(m[1]!);
-      } else if (/listen\.ssh .*not listening/.test(seen)) {
-        fail('this wicket build has no SSH adapter yet: `wicket serve` said it is not listening on listen.ssh');
-      }
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', (code, signal) => fail(`wicket serve exited (${signal ?? code}) before its ssh listener came up`));
-  });
-  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  const port = await listenerPort(child, 'ssh', '(WICKET_BENCH_SSH_DIRECT_ONLY=1 measures the direct path alone)');
   return { ep: { label: 'wicket', port, login: 'bench@benchssh', keyPath: personKey, pid: child.pid! }, child, dataDir: join(dir, 'data') };
 }
 
@@ -242,13 +218,7 @@ export async function benchSsh(): Promise<BenchResult> {
   const t0 = Date.now();
   requireTools();
   const cores = availableParallelism();
-  const waitS = Number(process.env.BENCH_QUIET_WAIT_S ?? 60);
-  let busyBefore = await machineBusy(2000);
-  for (const until = Date.now() + waitS * 1000; busyBefore > QUIET && Date.now() < until; busyBefore = await machineBusy(2000)) {
-    log(`machine ${(busyBefore * 100).toFixed(0)}% busy (${cores} CPUs) before start; waiting up to ${waitS} s for < ${QUIET * 100}% (BENCH_QUIET_WAIT_S)`);
-  }
-  const waited = (Date.now() - t0) / 1000;
-  if (busyBefore > QUIET) log(`warning: starting on a busy machine (${(busyBefore * 100).toFixed(0)}%); figures will be skewed`);
+  const { busyBefore, waitedS: waited } = await waitForQuiet(log);
 
   const dir = mkdtempSync(join(tmpdir(), 'wicket-bench-ssh-'));
   let sshd: Sshd | null = null;

@@ -6,6 +6,7 @@
 import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { availableParallelism } from 'node:os';
 export { freePort } from '../../src/util/free-port.js';
 
 const live = new Set<ChildProcess>();
@@ -169,4 +170,53 @@ export async function machineBusy(ms = 1000): Promise<number> {
   await new Promise((r) => setTimeout(r, ms));
   const b = cpuTimes();
   return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/** Machine CPU busy fraction (all CPUs) below which we call it quiet. */
+export const QUIET = 0.15;
+
+/**
+ * Other work on the machine skews every figure: wait up to BENCH_QUIET_WAIT_S
+ * (default 60) for quiet, then measure anyway and say so.
+ */
+export async function waitForQuiet(log: (line: string) => void): Promise<{ busyBefore: number; waitedS: number }> {
+  const t0 = Date.now();
+  const cores = availableParallelism();
+  const waitS = Number(process.env.BENCH_QUIET_WAIT_S ?? 60);
+  let busyBefore = await machineBusy(2000);
+  for (const until = Date.now() + waitS * 1000; busyBefore > QUIET && Date.now() < until; busyBefore = await machineBusy(2000)) {
+    log(`machine ${(busyBefore * 100).toFixed(0)}% busy (${cores} CPUs) before start; waiting up to ${waitS} s for < ${QUIET * 100}% (BENCH_QUIET_WAIT_S)`);
+  }
+  if (busyBefore > QUIET) log(`warning: starting on a busy machine (${(busyBefore * 100).toFixed(0)}%); figures will be skewed`);
+  return { busyBefore, waitedS: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Waits for a `wicket serve` child to log `<name> listening on <addr>` and
+ * returns the port. Rejects with the child's stderr when it exits first, logs
+ * that the listener is not available, or stays silent for 30 s.
+ */
+export function listenerPort(child: ChildProcess & { tail: () => string }, name: string, hint = ''): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let seen = '';
+    const fail = (why: string): void => {
+      clearTimeout(t);
+      child.stderr?.off('data', onData);
+      reject(new Error(`${why}\n--- wicket serve stderr ---\n${child.tail().trim()}${hint ? `\n${hint}` : ''}`));
+    };
+    const t = setTimeout(() => fail(`wicket serve did not log "${name} listening on <addr>" within 30 s`), 30_000);
+    const onData = (d: Buffer): void => {
+      seen += d.toString('utf8');
+      const m = new RegExp(`${name} listening on (\\S+)`).exec(seen);
+      if (m) {
+        clearTimeout(t);
+        child.stderr?.off('data', onData);
+        resolve(Number(m[1]!.slice(m[1]!.lastIndexOf(':') + 1)));
+      } else if (new RegExp(`listen\\.${name} .*not listening`).test(seen)) {
+        fail(`this wicket build has no ${name} adapter: \`wicket serve\` said it is not listening on listen.${name}`);
+      }
+    };
+    child.stderr?.on('data', onData);
+    child.once('exit', (code, signal) => fail(`wicket serve exited (${signal ?? code}) before its ${name} listener came up`));
+  });
 }
