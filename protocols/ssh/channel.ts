@@ -23,7 +23,7 @@ import { ScpObserver, parseScpCommand } from './scp.js';
 export interface ChannelHost {
   readonly label: string;
   /** Opens the wicket session for this channel; throws a WicketError whose message is for the person. */
-  openSession(kind: ChannelKind, terminal: TerminalOptions | null, meta: Record<string, unknown>): Promise<ActiveSession>;
+  openSession(terminal: TerminalOptions | null, meta: Record<string, unknown>): Promise<ActiveSession>;
   backend(): Promise<Backend>;
   /** Something the client asked for and wicket refused: an audit event (in the session when there is one). */
   refused(what: string, message: string, session: ActiveSession | null): void;
@@ -148,7 +148,7 @@ export class SessionChannel {
     };
     let session: ActiveSession;
     try {
-      session = await this.host.openSession(kind, terminal, meta);
+      session = await this.host.openSession(terminal, meta);
     } catch (err) {
       return this.fail(errorMessage(err), 1);
     }

@@ -18,8 +18,7 @@ import { WicketError, errorMessage } from '../../src/errors.js';
 import type { SessionRequest } from '../../src/session.js';
 import type { Allow } from '../../src/policy/types.js';
 import { SshAuth, type Authenticated } from './auth.js';
-import type { Backend, ChannelKind } from './backend.js';
-import { remoteBackend } from './backend.js';
+import { remoteBackend, type Backend } from './backend.js';
 import { SessionChannel, type ChannelHost } from './channel.js';
 import type { SshDeps } from './deps.js';
 import { connectUpstream } from './upstream.js';
@@ -63,7 +62,7 @@ export class SshConnection {
   private ready(): void {
     const host: ChannelHost = {
       label: this.label,
-      openSession: (kind, terminal, meta) => this.openSession(kind, terminal, meta),
+      openSession: (terminal, meta) => this.openSession(terminal, meta),
       backend: () => this.backend(),
       refused: (what, message, session) => this.refused(what, message, session),
       log: this.deps.log,
@@ -92,7 +91,7 @@ export class SshConnection {
     return typeof info?._remoteIdentRaw === 'string' ? info._remoteIdentRaw.slice(0, 200) : null;
   }
 
-  private async openSession(kind: ChannelKind, terminal: TerminalOptions | null, meta: Record<string, unknown>): Promise<ActiveSession> {
+  private async openSession(terminal: TerminalOptions | null, meta: Record<string, unknown>): Promise<ActiveSession> {
     if (this.terminated) throw new WicketError('WICKET_ERR_TERMINATED', `terminated by wicket: ${this.terminated}`);
     const handle = { terminate: (reason: string) => this.terminate(reason) };
     return this.deps.broker.open(this.request(meta), handle, terminal ?? undefined);
@@ -156,7 +155,7 @@ export class SshConnection {
         this.refused(`direct-tcpip ${destination}`, 'this target does not support port forwarding', null);
         return reject();
       }
-      const session = await this.openSession({ type: 'shell' }, null, { channel: 'direct-tcpip', destination });
+      const session = await this.openSession(null, { channel: 'direct-tcpip', destination });
       let upstream: Duplex;
       try {
         upstream = await backend.forwardOut(info.srcIP, info.srcPort, info.destIP, Number(info.destPort));
@@ -208,7 +207,7 @@ export class SshConnection {
         return reject?.();
       }
       const port = await backend.forwardIn(bindAddr, bindPort);
-      const session = await this.openSession({ type: 'shell' }, null, { channel: 'tcpip-forward', bind: `${bindAddr}:${port}` });
+      const session = await this.openSession(null, { channel: 'tcpip-forward', bind: `${bindAddr}:${port}` });
       this.remoteForwards.set(`${bindAddr}:${port}`, session);
       if (bindPort !== 0) this.remoteForwards.set(`${bindAddr}:${bindPort}`, session);
       accept?.(port);
