@@ -2,8 +2,8 @@
  * Local `protocol: shell` targets: the ssh and web adapters call spawnLocal() instead of opening
  * an upstream connection, and relay the LocalProcess like an upstream channel.
  */
+export { type Account, groupsOf, parsePasswd } from './account.js';
 export {
-  type Account,
   type LocalProcess,
   type ShellSpawn,
   EXIT_DRAIN_MS,
@@ -14,7 +14,5 @@ export {
   SHELLS,
   SIGNALS,
   buildArgv,
-  groupsOf,
-  parsePasswd,
   spawnLocal,
 } from './process.js';
