@@ -116,16 +116,6 @@ export function prepareAudit(e: AuditInput, keepData = true): PreparedAuditInput
   return { ts, kind: e.kind, actor: e.actor, sessionId, target, data: e.data, dataJson };
 }
 
-/**
- * A prepared input from data its producer already serialised canonically
- * (the query-event fast path in recordings/queries.ts; a differential test
- * there pins its output to canonicalJSON). `data` is parsed back on first use.
- */
-export function preparedFromJson(ts: number, kind: string, actor: string, sessionId: string | null, target: string | null, dataJson: string): PreparedAuditInput {
-  if (!Number.isFinite(ts)) throw new TypeError('audit event: ts must be a finite number (epoch ms)');
-  return new LazyInput(Math.floor(ts), kind, actor, sessionId, target, flat(dataJson));
-}
-
 /** The chained event for a prepared input: plain when the input carries its data, lazy when it does not. */
 export function chainedEvent(e: PreparedAuditInput, seq: number, prevHash: string, hash: string): AuditEvent {
   if (e instanceof LazyInput) return new LazyEvent(seq, e, prevHash, hash);
