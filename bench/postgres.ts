@@ -20,10 +20,10 @@ import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { formatBench, type BenchResult, type BenchRow } from './types.js';
+import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { streamQuery } from './support/pgstream.js';
 import {
   QUIET, childPids, cpuSeconds, freePort, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForPort, waitForQuiet,
@@ -405,12 +405,4 @@ export async function benchPostgres(): Promise<BenchResult> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  benchPostgres().then(
-    (r) => process.stdout.write(`${formatBench(r)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`bench postgres: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'postgres', benchPostgres);

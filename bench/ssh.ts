@@ -25,9 +25,9 @@
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
-import { formatBench, type BenchResult, type BenchRow } from './types.js';
+import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { QUIET, cpuSeconds, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForQuiet } from './support/procs.js';
 import { sshArgs, sshClientKey, sshdUnavailable, startSshd, type Sshd } from './support/sshd.js';
 
@@ -355,12 +355,4 @@ export async function benchSsh(): Promise<BenchResult> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  benchSsh().then(
-    (r) => process.stdout.write(`${formatBench(r)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`bench ssh: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'ssh', benchSsh);

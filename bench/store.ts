@@ -13,12 +13,11 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { AuditWriter } from '../src/audit/writer.js';
 import { verifyAudit } from '../src/audit/verify.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 import type { AuditInput, SessionRecord } from '../src/store/types.js';
-import { formatBench, type BenchResult, type BenchRow } from './types.js';
+import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 
 const N = 200_000;
 const SESSIONS = 64;
@@ -145,12 +144,4 @@ export async function benchStore(): Promise<BenchResult> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  benchStore().then(
-    (r) => process.stdout.write(`${formatBench(r)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`bench store: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'store', benchStore);

@@ -21,19 +21,8 @@ export function localBackend(target: Target): Backend {
           exec: spec.kind.type === 'exec' ? spec.kind.command : null,
           subsystem: spec.kind.type === 'subsystem' ? 'sftp' : null,
         });
-        const proc: Proc = {
-          onStdout: (cb) => p.onStdout(cb),
-          onStderr: (cb) => p.onStderr(cb),
-          write: (d) => p.write(d),
-          onDrain: (cb) => p.onDrain(cb),
-          endInput: () => p.endInput(),
-          resize: (cols, rows) => p.resize(cols, rows),
-          signal: (name) => p.signal(name),
-          onExit: (cb) => p.onExit(cb),
-          pause: () => p.pause(),
-          resume: () => p.resume(),
-          kill: () => p.kill(),
-        };
+        // A LocalProcess already is a Proc (its resize just ignores the pixel sizes).
+        const proc: Proc = p;
         return Promise.resolve(proc);
       } catch (err) {
         return Promise.reject(err instanceof WicketError ? err : new WicketError('WICKET_ERR_INTERNAL', `shell target ${target.name}: ${errorMessage(err)}`));
