@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
-import ssh2 from 'ssh2';
+import ssh2 from './util/ssh2.js';
 
 export interface HostKeys {
   readonly sshHostKey: string;

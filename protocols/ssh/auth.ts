@@ -11,7 +11,7 @@
  * approval required) is decided when a channel opens, so the person sees the
  * reason as a message instead of a bare "Permission denied".
  */
-import ssh2 from 'ssh2';
+import ssh2 from '../../src/util/ssh2.js';
 import type { AuthContext, ParsedKey } from 'ssh2';
 import { authenticateSecret } from '../../src/auth/authenticate.js';
 import { throttleKeys } from '../../src/auth/throttle.js';

@@ -7,8 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
-import ssh2 from 'ssh2';
-import type { Connection } from 'ssh2';
+import ssh2 from '../../src/util/ssh2.js';
+import type { Algorithms, Connection } from 'ssh2';
 import { listen } from '../../src/util/listen.js';
 import { LoginSlots } from '../../src/util/login-slots.js';
 import { ALGORITHMS, type SshDeps } from './deps.js';
@@ -44,7 +44,7 @@ export async function startSsh(address: string, deps: SshDeps): Promise<SshListe
   const ssh = new ssh2.Server(
     {
       hostKeys: [deps.keys.sshHostKey],
-      algorithms: { ...ALGORITHMS, serverHostKey: ['ssh-ed25519'] } as ssh2.Algorithms,
+      algorithms: { ...ALGORITHMS, serverHostKey: ['ssh-ed25519'] } as Algorithms,
       ident: 'wicket',
     },
     (client: Connection, info: { ip: string; port: number }) => {

@@ -7,7 +7,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import ssh2, { type Client as SshClient } from 'ssh2';
+import type { Algorithms, Client as SshClient } from 'ssh2';
+import ssh2 from '../../src/util/ssh2.js';
 import type { Config } from '../../src/config/schema.js';
 import { WicketError, errorMessage } from '../../src/errors.js';
 import { ALGORITHMS, UPSTREAM_CIPHERS, UPSTREAM_HOST_KEYS } from './deps.js';
@@ -112,7 +113,7 @@ export function connectUpstream(target: Target, timeoutMs: number): Promise<SshC
         readyTimeout: timeoutMs,
         keepaliveInterval: 30_000,
         // As the client of this leg we choose the cipher: AES-GCM first (AES-NI makes it the cheapest per byte).
-        algorithms: { ...ALGORITHMS, cipher: UPSTREAM_CIPHERS, serverHostKey: UPSTREAM_HOST_KEYS } as ssh2.Algorithms,
+        algorithms: { ...ALGORITHMS, cipher: UPSTREAM_CIPHERS, serverHostKey: UPSTREAM_HOST_KEYS } as Algorithms,
         hostVerifier: (key: Buffer): boolean => {
           const b64 = key.toString('base64');
           if (expected.blobs.has(b64)) return true;
