@@ -6,7 +6,9 @@
  *
  *   - throughput: `ssh host cat <200 MB file>` to our counter, MiB/s (median of 3);
  *   - keystroke echo: one byte at a time to a remote `cat` in a raw pty
- *     (`ssh -tt`), time until it comes back, p50 / p99 over 1000 keystrokes;
+ *     (`ssh -tt`), time until it comes back, p50 / p99 over 1000 keystrokes,
+ *     direct and wicket in lockstep (one key to each in turn) so that bursts of
+ *     other load hit both series alike;
  *   - login: `ssh host true` (connect + key exchange + publickey + exec), median of 20;
  *   - wicket's CPU seconds per workload and its peak RSS.
  *
@@ -157,9 +159,15 @@ async function throughputOnce(ep: Endpoint, cipher: Cipher, payload: string): Pr
  * Keystroke round trips: `ssh -tt` runs a remote `cat` in a raw, non-echoing
  * pty, so every byte we type comes back from the remote process itself (as a
  * shell's line editor would echo it). ssh puts our local pty in raw mode, so
- * nothing echoes locally. Returns ms per keystroke (after a warmup).
+ * nothing echoes locally.
  */
-async function echoLatencies(ep: Endpoint, cipher: Cipher): Promise<number[]> {
+interface EchoProbe {
+  /** Types one key and resolves with the ms until it came back. */
+  roundTrip(key: string, what: string): Promise<number>;
+  close(): void;
+}
+
+async function openEchoProbe(ep: Endpoint, cipher: Cipher): Promise<EchoProbe> {
   const args = sshCommand(ep, cipher, 'stty raw -echo; printf READY; exec cat', ['-tt']);
   const term = pty.spawn('ssh', args, { name: 'xterm-256color', cols: 80, rows: 24, cwd: tmpdir(), env: { ...process.env, TERM: 'xterm-256color' } as Record<string, string> });
   let screen = '';
@@ -180,22 +188,50 @@ async function echoLatencies(ep: Endpoint, cipher: Cipher): Promise<number[]> {
       waiter = check;
       check();
     });
+  const close = (): void => {
+    try { term.kill(); } catch { /* already gone */ }
+  };
   try {
     await until(() => screen.includes('READY'), 'the remote cat to start', 20_000);
-    const ms: number[] = [];
-    for (let i = 0; i < WARMUP_KEYSTROKES + KEYSTROKES; i++) {
-      const key = String.fromCharCode(97 + (i % 26));
+  } catch (e) {
+    close();
+    throw e;
+  }
+  return {
+    async roundTrip(key, what) {
       screen = '';
       const t0 = process.hrtime.bigint();
       term.write(key);
-      await until(() => screen.includes(key), `the echo of keystroke ${i}`);
-      const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (i >= WARMUP_KEYSTROKES) ms.push(dt);
-      await new Promise((r) => setTimeout(r, KEY_GAP_MS));
+      await until(() => screen.includes(key), what);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    },
+    close,
+  };
+}
+
+/**
+ * Keystrokes on every endpoint in lockstep: one key to each path in turn (the
+ * order alternating), so a burst of other load on this small machine lands on
+ * both series alike instead of on whichever happened to be measured then.
+ * Returns ms per keystroke per endpoint (after a warmup).
+ */
+async function echoLatencies(eps: readonly Endpoint[], cipher: Cipher): Promise<Map<Label, number[]>> {
+  const probes: { ep: Endpoint; probe: EchoProbe }[] = [];
+  try {
+    for (const ep of eps) probes.push({ ep, probe: await openEchoProbe(ep, cipher) });
+    const out = new Map<Label, number[]>(eps.map((ep) => [ep.label, []]));
+    for (let i = 0; i < WARMUP_KEYSTROKES + KEYSTROKES; i++) {
+      const key = String.fromCharCode(97 + (i % 26));
+      const order = i % 2 === 0 ? probes : [...probes].reverse();
+      for (const { ep, probe } of order) {
+        const ms = await probe.roundTrip(key, `the echo of keystroke ${i}`);
+        if (i >= WARMUP_KEYSTROKES) out.get(ep.label)!.push(ms);
+        await new Promise((r) => setTimeout(r, KEY_GAP_MS));
+      }
     }
-    return ms;
+    return out;
   } finally {
-    try { term.kill(); } catch { /* already gone */ }
+    for (const { probe } of probes) probe.close();
   }
 }
 
@@ -266,10 +302,11 @@ export async function benchSsh(): Promise<BenchResult> {
       if (sampler) rssPeakDuringThroughput = Math.max(rssPeakDuringThroughput, sampler.stop());
 
       log(`${short(cipher)}: ${KEYSTROKES} keystrokes`);
+      const echoCpu0 = w ? cpuOf(w.ep) : 0;
+      const echoes = await echoLatencies(eps, cipher);
+      if (w) r.cpu.echo = cpuOf(w.ep) - echoCpu0;
       for (const ep of eps) {
-        const c0 = cpuOf(ep);
-        const ms = (await echoLatencies(ep, cipher)).sort((a, b) => a - b);
-        if (ep.pid) r.cpu.echo = cpuOf(ep) - c0;
+        const ms = [...echoes.get(ep.label)!].sort((a, b) => a - b);
         r.echo[ep.label] = { p50: pct(ms, 0.5), p99: pct(ms, 0.99), max: ms[ms.length - 1]! };
       }
 
@@ -309,7 +346,7 @@ export async function benchSsh(): Promise<BenchResult> {
       }
       for (const ep of eps) {
         const e = r.echo[ep.label];
-        rows.push({ metric: `keystroke echo ${c}: ${ep.label}`, value: e.p50, unit: 'ms (p50)', note: `p99 ${e.p99.toFixed(3)} ms, max ${e.max.toFixed(2)} ms; ${KEYSTROKES} keys to a remote cat in a raw pty` });
+        rows.push({ metric: `keystroke echo ${c}: ${ep.label}`, value: e.p50, unit: 'ms (p50)', note: `p99 ${e.p99.toFixed(3)} ms, max ${e.max.toFixed(2)} ms; ${KEYSTROKES} keys to a remote cat in a raw pty, interleaved with the other path` });
       }
       if (w) {
         rows.push(
