@@ -9,44 +9,14 @@
  * server's transaction state (aborted, skip-to-Sync) matches what the client
  * believes, exactly as if the statement itself had failed.
  */
-import type { DenySqlClass } from '../../src/config/schema.js';
 import { analyzePostgres } from '../../src/sql/postgres.js';
+import { decideSql, type SqlPolicy, type Verdict } from '../../src/sql/policy.js';
 
-export interface SqlPolicy {
-  readonly access: 'read' | 'write';
-  readonly denySql: readonly DenySqlClass[];
-  /** Rule label for messages, e.g. developer.allow[1]. */
-  readonly rule: string;
-}
-
-export type Verdict =
-  | { readonly ok: true; readonly statements: readonly string[] }
-  | { readonly ok: false; readonly statements: readonly string[]; readonly reason: string };
-
-export const policyActive = (p: SqlPolicy): boolean => p.access === 'read' || p.denySql.length > 0;
+export { policyActive, type SqlPolicy, type Verdict } from '../../src/sql/policy.js';
 
 /** Splits `sql` into statements for the record and decides whether it may run. */
 export function checkSql(sql: string, policy: SqlPolicy): Verdict {
-  const a = analyzePostgres(sql);
-  if (!a.ok) {
-    // Unparseable SQL only reaches the server when no rule depends on understanding it.
-    return policyActive(policy)
-      ? { ok: false, statements: [sql], reason: `statement refused by rule ${policy.rule}: it could not be parsed for policy checks (${a.error})` }
-      : { ok: true, statements: [sql] };
-  }
-  const statements = a.statements.length ? a.statements.map((s) => s.text) : [sql];
-  if (!policyActive(policy)) return { ok: true, statements };
-  for (const s of a.statements) {
-    const denied = s.classes.filter((c) => policy.denySql.includes(c));
-    if (denied.length) return { ok: false, statements, reason: `statement refused by rule ${policy.rule} (deny_sql: ${denied.join(', ')})` };
-    if (policy.access === 'read' && s.readOnlyBypass) {
-      return { ok: false, statements, reason: `statement refused by rule ${policy.rule} (access: read): ${s.readOnlyBypass}` };
-    }
-    if (s.opaque) {
-      return { ok: false, statements, reason: `statement refused by rule ${policy.rule}: ${s.kind} bodies cannot be checked against access: ${policy.access}${policy.denySql.length ? ` and deny_sql` : ''}` };
-    }
-  }
-  return { ok: true, statements };
+  return decideSql(sql, analyzePostgres(sql), policy);
 }
 
 /** A statement that makes the server raise 42501 with `message` (kept to a safe character set). */

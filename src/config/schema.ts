@@ -89,6 +89,8 @@ const rule = z.strictObject({
   max_duration: duration.optional(),
   deny_sql: z.array(z.enum(DENY_SQL_CLASSES, { error: `expected one of ${DENY_SQL_CLASSES.join(', ')}` })).optional(),
   forwarding: z.boolean({ error: 'expected true or false' }).optional(),
+  /** MySQL `LOAD DATA LOCAL INFILE` (the client uploads a file from its machine); default false. */
+  local_infile: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 const role = z.strictObject({

@@ -87,6 +87,7 @@ function allow(input: DecisionInput, target: TargetConfig, chosen: RuleEntry, gr
     access: ruleAccess(chosen.rule),
     denySql: chosen.rule.deny_sql ?? [],
     forwarding: chosen.rule.forwarding ?? false,
+    localInfile: chosen.rule.local_infile ?? false,
     maxDurationMs,
     grantId: grant?.id ?? null,
     endsAt: limits.length > 0 ? Math.min(...limits) : null,

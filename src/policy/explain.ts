@@ -27,5 +27,6 @@ export function explain(d: Decision): string {
   if (d.maxDurationMs !== null) parts.push(`max ${formatDuration(d.maxDurationMs)}`);
   if (d.denySql.length > 0) parts.push(`deny_sql ${d.denySql.join(',')}`);
   if (d.forwarding) parts.push('port forwarding');
+  if (d.localInfile) parts.push('LOAD DATA LOCAL INFILE');
   return oneLine(`allow ${d.user} → ${d.target} (${d.protocol}, segment ${d.segment}) by ${d.rule.label}: ${parts.join(', ')}`);
 }

@@ -56,6 +56,8 @@ export interface Allow {
   readonly access: 'read' | 'write';
   readonly denySql: readonly DenySqlClass[];
   readonly forwarding: boolean;
+  /** MySQL LOAD DATA LOCAL INFILE allowed (rule's local_infile). */
+  readonly localInfile: boolean;
   /** From the rule's max_duration, or null for no limit. */
   readonly maxDurationMs: number | null;
   /** The grant the decision relied on (approval: required), else null. */
