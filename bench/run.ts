@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   store: async () => (await import('./store.js')).benchStore(),
   postgres: async () => (await import('./postgres.js')).benchPostgres(),
   ssh: async () => (await import('./ssh.js')).benchSsh(),
+  mysql: async () => (await import('./mysql.js')).benchMysql(),
 };
 
 async function main(): Promise<void> {

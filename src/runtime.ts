@@ -17,6 +17,7 @@ import { createApp } from '../web/app.js';
 import { Throttle } from './auth/throttle.js';
 import { startPostgres, DEFAULT_MAX_MESSAGE_BYTES } from '../protocols/postgres/index.js';
 import { startSsh } from '../protocols/ssh/index.js';
+import { startMysql, DEFAULT_MAX_PACKET_BYTES } from '../protocols/mysql/index.js';
 
 export interface Running {
   readonly config: () => Config;
@@ -102,7 +103,15 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
     addresses.ssh = ssh.address;
     log(`ssh listening on ${ssh.address}`);
   }
-  if (config.listen.mysql) log(`listen.mysql (${config.listen.mysql}): the mysql adapter is not in this version yet; not listening`);
+  if (config.listen.mysql) {
+    const my = await startMysql(config.listen.mysql, {
+      config: () => holder.current, broker, store, audit, keys, throttle, log,
+      maxPacketBytes: config.limits.max_message_bytes ?? DEFAULT_MAX_PACKET_BYTES, authTimeoutMs: 30_000,
+    });
+    closers.push(my.close);
+    addresses.mysql = my.address;
+    log(`mysql listening on ${my.address}`);
+  }
 
   const reload = (): ReturnType<ConfigHolder['reload']> => report(holder.reload());
   const unwatch = holder.watchSighup((r) => void report(r));
