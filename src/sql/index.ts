@@ -12,3 +12,5 @@ export {
 } from './postgres.js';
 export { DDL_NODES, OPAQUE_FUNCS, WRITING_FUNCS } from './postgres-classify.js';
 export { FIRST_WORDS, PREFILTER_KEYWORDS, prefilterPostgres } from './postgres-prefilter.js';
+export { analyzeMysql, clearMysqlAnalysisCache, splitMysqlStatements } from './mysql.js';
+export { decideSql, policyActive, type SqlPolicy, type Verdict } from './policy.js';
