@@ -398,10 +398,17 @@ export class MysqlRelay {
     const c = this.o.client;
     const bufs = this.out;
     this.out = [];
+    // One write: over TLS each write is its own record (encryption, framing, a syscall), so small
+    // responses (most of them: a few packets) are joined first; big ones go out as they are.
+    const size = bufs.reduce((n, b) => n + b.length, 0);
     let ok = true;
-    c.cork();
-    for (const b of bufs) ok = c.write(b) && ok;
-    c.uncork();
+    if (bufs.length === 1 || size <= 256 * 1024) {
+      ok = c.write(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs, size));
+    } else {
+      c.cork();
+      for (const b of bufs) ok = c.write(b) && ok;
+      c.uncork();
+    }
     if (!ok) {
       const up = this.o.upstream;
       up.pause();

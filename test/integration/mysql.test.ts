@@ -4,6 +4,9 @@
  * and the `mysql2` driver.
  */
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import mysqlCb from 'mysql2';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -260,4 +263,63 @@ describe('mysql adapter: kill and bad input', () => {
     await new Promise<void>((r) => sec.once('close', () => r()));
     expect(replies.find((p) => p.payload[0] === 0xff)?.payload.toString()).toMatch(/protocol 4\.1/);
   });
+});
+
+describe('mysql adapter: a 1,000,000-row result', () => {
+  const SQL = "SELECT seq, MD5(seq) FROM seq_1_to_1000000";
+  const MiB = 1024 * 1024;
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const rss = (): number => process.memoryUsage().rss;
+
+  it('streams to a reading client with every row delivered, recorded once, broker RSS growth under 64 MiB', async () => {
+    const c = mysqlCb.createConnection({ host: b.host, port: b.port, user: 'alice@mdb', password: PW, ssl: { rejectUnauthorized: false } });
+    gc();
+    gc();
+    const base = rss();
+    let peak = base;
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 10);
+    let rows = 0;
+    let ordered = true;
+    await new Promise<void>((resolve, reject) => {
+      c.query({ sql: SQL, rowsAsArray: true }).on('result', (row: unknown) => {
+        const r = row as [number, string];
+        rows++;
+        if (r[0] !== rows) ordered = false;
+      }).on('end', () => resolve()).on('error', reject);
+    });
+    clearInterval(sampler);
+    peak = Math.max(peak, rss());
+    await new Promise<void>((r) => c.end(() => r()));
+    expect(rows).toBe(1_000_000);
+    expect(ordered).toBe(true);
+    expect((peak - base) / MiB).toBeLessThan(64);
+    const ev = (await queries()).filter((e) => e.sql === SQL);
+    expect(ev.map((e) => [e.rows, e.tag])).toEqual([[1_000_000, '1000000 rows']]);
+  }, 120_000);
+
+  it('a client that stops reading makes wicket stop reading the upstream; memory stays bounded; nothing is lost', async () => {
+    const c = mysqlCb.createConnection({ host: b.host, port: b.port, user: 'alice@mdb', password: PW, ssl: { rejectUnauthorized: false } });
+    gc();
+    gc();
+    const base = rss();
+    let rows = 0;
+    let pausedAt = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      c.query({ sql: SQL, rowsAsArray: true }).on('result', () => {
+        rows++;
+        if (rows === 1000) {
+          c.pause();
+          pausedAt = rows;
+        }
+      }).on('end', () => resolve()).on('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(pausedAt).toBe(1000);
+    expect((rss() - base) / MiB).toBeLessThan(64);
+    c.resume();
+    await done;
+    expect(rows).toBe(1_000_000);
+    await new Promise<void>((r) => c.end(() => r()));
+  }, 120_000);
 });
