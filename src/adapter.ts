@@ -5,6 +5,7 @@ import type { Store } from './store/types.js';
 import type { AuditWriter } from './audit/writer.js';
 import type { HostKeys } from './keys.js';
 import type { Throttle } from './auth/throttle.js';
+import type { AccessService } from './access/service.js';
 
 export interface AdapterDeps {
   readonly config: () => Config;
@@ -17,4 +18,6 @@ export interface AdapterDeps {
   readonly log: (line: string) => void;
   /** Handshake + authentication must finish within this. */
   readonly authTimeoutMs: number;
+  /** Just-in-time requests (the SSH login can create one and wait for its approval). */
+  readonly access?: AccessService;
 }

@@ -10,6 +10,8 @@ import type { Config } from './config/schema.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { AuditWriter } from './audit/writer.js';
+import { Notifier } from './notify/notifier.js';
+import { AccessService } from './access/service.js';
 import { Broker } from './broker.js';
 import { ensureHostKeys, type HostKeys } from './keys.js';
 import { listen } from './util/listen.js';
@@ -24,6 +26,8 @@ export interface Running {
   readonly store: Store;
   readonly audit: AuditWriter;
   readonly broker: Broker;
+  /** Just-in-time requests and grants (the CLI and the HTTP API use the same rules). */
+  readonly access: AccessService;
   readonly keys: HostKeys;
   /** Bound addresses by listener name. */
   readonly addresses: Readonly<Record<string, string>>;
@@ -50,6 +54,7 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   const holder = new ConfigHolder(configPath);
   const config = holder.current;
   for (const w of config.warnings) log(`warning: ${w}`);
+  const notifier = new Notifier({ config: () => holder.current, log }); // webhooks (notify:); throws on an unresolvable secret
   const { keys, created } = await ensureHostKeys(config.dataDir);
   for (const p of created) log(`created ${p}`);
   const store = await openStore(config.store, config.dataDir);
@@ -61,13 +66,27 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   });
   const broker = new Broker({ config: () => holder.current, store, audit, pollMs: opts.pollMs });
   await broker.start();
+  await notifier.start(store, broker.brokerId);
+  const access = new AccessService({ config: () => holder.current, store, audit: async (e) => void (await audit.appendNow(e)) });
+  // Pending requests and grants lapse on their own: record it (request.expired, grant.expired) every second.
+  // The broker itself ends sessions at their grant's expiry.
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    access.expireDue().catch((err: unknown) => log(`access expiry sweep: ${err instanceof Error ? err.message : String(err)}`)).finally(() => (sweeping = false));
+  }, 1000);
+  sweep.unref();
   await audit.appendNow({ ts: Date.now(), kind: 'broker.start', actor: 'wicket', data: { broker: broker.brokerId, config: config.path, configHash: config.hash } });
 
   const servers: Server[] = [];
   const addresses: Record<string, string> = {};
   const version = packageVersion();
   if (config.listen.web) {
-    const web = createServer(createApp({ broker, version, unhealthy: () => recordingProblem }));
+    const web = createServer(createApp({
+      broker, version, unhealthy: () => recordingProblem, log,
+      config: () => holder.current, store, audit: async (e) => void (await audit.appendNow(e)), access,
+    }));
     addresses.web = await listen(web, config.listen.web, 'web');
     servers.push(web);
     log(`web listening on http://${addresses.web} (GET /healthz)`);
@@ -87,7 +106,7 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   const closers: (() => Promise<void>)[] = [];
   if (config.listen.postgres) {
     const pg = await startPostgres(config.listen.postgres, {
-      config: () => holder.current, broker, store, audit, keys, throttle, log,
+      config: () => holder.current, broker, store, audit, keys, throttle, log, access,
       maxMessageBytes: config.limits.max_message_bytes ?? DEFAULT_MAX_MESSAGE_BYTES, authTimeoutMs: 30_000,
     });
     closers.push(pg.close);
@@ -97,7 +116,7 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
 
   if (config.listen.ssh) {
     const ssh = await startSsh(config.listen.ssh, {
-      config: () => holder.current, broker, store, audit, keys, throttle, log, authTimeoutMs: 30_000, upstreamTimeoutMs: 15_000,
+      config: () => holder.current, broker, store, audit, keys, throttle, log, access, authTimeoutMs: 30_000, upstreamTimeoutMs: 15_000,
     });
     closers.push(ssh.close);
     addresses.ssh = ssh.address;
@@ -105,7 +124,7 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   }
   if (config.listen.mysql) {
     const my = await startMysql(config.listen.mysql, {
-      config: () => holder.current, broker, store, audit, keys, throttle, log,
+      config: () => holder.current, broker, store, audit, keys, throttle, log, access,
       maxPacketBytes: config.limits.max_message_bytes ?? DEFAULT_MAX_PACKET_BYTES, authTimeoutMs: 30_000,
     });
     closers.push(my.close);
@@ -120,14 +139,16 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   const stop = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
       unwatch();
+      clearInterval(sweep);
       for (const s of servers) s.close();
       await broker.shutdown(reason);
       await Promise.all(closers.map((c) => c()));
       await audit.appendNow({ ts: Date.now(), kind: 'broker.stop', actor: 'wicket', data: { broker: broker.brokerId, reason } }).catch(() => undefined);
       await audit.close();
+      await notifier.stop();
       await store.close();
       for (const s of servers) s.closeAllConnections?.();
     })());
 
-  return { config: () => holder.current, store, audit, broker, keys, addresses, reload, stop };
+  return { config: () => holder.current, store, audit, broker, access, keys, addresses, reload, stop };
 }

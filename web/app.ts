@@ -1,19 +1,54 @@
 /**
- * The HTTP app (DESIGN.md §6). For now: the health check that load
- * balancers, Docker's HEALTHCHECK and tests poll. The API and viewer mount
- * here in later issues.
+ * The HTTP app (DESIGN.md §6): the health check that load balancers,
+ * Docker's HEALTHCHECK and tests poll, and the JSON API under /api (login,
+ * just-in-time access requests, segment lockdown). The viewer mounts here in
+ * later issues.
+ *
+ * Every response is JSON. No CORS headers are ever sent (the viewer is
+ * same-origin), request bodies are capped, and `trust proxy` stays off:
+ * identity and addresses never come from client-supplied headers.
  */
 import express, { type Express } from 'express';
 import type { Broker } from '../src/broker.js';
+import type { Config } from '../src/config/schema.js';
+import type { AuditInput, Store } from '../src/store/types.js';
+import { AccessService } from '../src/access/service.js';
+import { Throttle } from '../src/auth/throttle.js';
+import { authenticate, loginRouter, WebSessions, type AuthDeps } from './api/auth.js';
+import { errorHandler, sendError } from './api/errors.js';
+import { requestsRouter } from './api/requests.js';
+import { segmentsRouter } from './api/segments.js';
+
+/** Request bodies above this are refused with 413 before they are parsed. */
+export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface WebDeps {
   readonly broker: Broker;
   readonly version: string;
   /** null when healthy; a reason when the broker cannot serve (e.g. recording failed). */
   readonly unhealthy: () => string | null;
+  readonly config: () => Config;
+  readonly store: Store;
+  /** Durable audit append: resolves once the event is chained. */
+  readonly audit: (e: AuditInput) => Promise<void>;
+  readonly clock?: () => number;
+  readonly log?: (line: string) => void;
+  /** Defaults to one built from config, store, audit and clock. */
+  readonly access?: AccessService;
+  /** Failed-login throttle; defaults to the app's own. */
+  readonly throttle?: Throttle;
 }
 
 export function createApp(deps: WebDeps): Express {
+  const clock = deps.clock ?? Date.now;
+  const log = deps.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const access = deps.access ?? new AccessService({ config: deps.config, store: deps.store, audit: deps.audit, clock });
+  const auth: AuthDeps = {
+    config: deps.config, store: deps.store, audit: deps.audit, clock,
+    throttle: deps.throttle ?? new Throttle(), sessions: new WebSessions(),
+  };
+  const json = express.json({ limit: MAX_BODY_BYTES, type: 'application/json', strict: true });
+
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false); // identity and addresses never come from client-supplied headers
@@ -27,8 +62,20 @@ export function createApp(deps: WebDeps): Express {
       live_sessions: deps.broker.liveSessions().length,
     });
   });
-  app.use((_req, res) => {
-    res.status(404).json({ error: { code: 'WICKET_ERR_NOT_FOUND', message: 'not found' } });
+
+  app.use('/api', (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
   });
+  app.use('/api/login', json);
+  app.use('/api', loginRouter(auth));
+  app.use('/api', authenticate(auth)); // everything below needs a caller
+  app.use('/api', json);
+  app.use('/api/requests', requestsRouter({ config: deps.config, access }));
+  app.use('/api/segments', segmentsRouter({ config: deps.config, store: deps.store, audit: deps.audit, clock }));
+
+  app.use((_req, res) => sendError(res, 404, 'WICKET_ERR_NOT_FOUND', 'not found'));
+  app.use(errorHandler(log));
   return app;
 }

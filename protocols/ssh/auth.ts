@@ -7,12 +7,20 @@
  * hidden prompt). `none` and empty passwords never succeed. Failures are
  * throttled per user and per source host as for the database adapters.
  *
- * The target is not checked here: policy (unknown target, denied, locked,
- * approval required) is decided when a channel opens, so the person sees the
- * reason as a message instead of a bare "Permission denied".
+ * The target is mostly not checked here: policy (unknown target, denied,
+ * locked) is decided when a channel opens, so the person sees the reason as
+ * a message instead of a bare "Permission denied". The exception is a target
+ * that needs an approved request: the person is asked for a reason right in
+ * the login (keyboard-interactive, after their key or password was accepted:
+ * partial success), the request is created, and the login waits
+ * ("request #17 for web-1 created, waiting for approval (Ctrl-C to cancel)")
+ * until an approver decides. Approved: the login completes and the session
+ * runs under the new grant. Denied, expired or Ctrl-C: the login ends (a
+ * disconnect while waiting cancels the request). The wait is capped at
+ * INLINE_WAIT_MS; the request itself stays pending.
  */
 import ssh2 from '../../src/util/ssh2.js';
-import type { AuthContext, ParsedKey } from 'ssh2';
+import type { AuthContext, KeyboardAuthContext, ParsedKey } from 'ssh2';
 import { authenticateSecret } from '../../src/auth/authenticate.js';
 import { throttleKeys } from '../../src/auth/throttle.js';
 import type { SessionRequest } from '../../src/session.js';
@@ -30,6 +38,10 @@ export interface Authenticated {
 }
 
 const METHODS: ('publickey' | 'password' | 'keyboard-interactive')[] = ['publickey', 'password', 'keyboard-interactive'];
+/** Longest an SSH login waits for an approval; the request stays pending after that. */
+export const INLINE_WAIT_MS = 30 * 60_000;
+/** The duration asked for inline: the rule's max_duration, at most this. */
+const INLINE_DURATION_MS = 60 * 60_000;
 /** Failed attempts (not key probes) one connection may make before it is closed. */
 export const MAX_FAILURES = 6;
 
@@ -57,13 +69,30 @@ function userKeys(deps: SshDeps, user: string): { key: ParsedKey; label: string 
 export class SshAuth {
   private failures = 0;
   private result: Authenticated | null = null;
+  /** Proved who they are, but the target needs an approved request: the next keyboard-interactive round asks for it. */
+  private gated: { who: Authenticated; keys: string[]; maxDurationMs: number | null } | null = null;
+  private readonly waiting = new AbortController();
+  private pendingRequest: number | null = null;
 
   constructor(
     private readonly deps: SshDeps,
     private readonly addr: string,
     /** Called when the connection should be closed (too many failures). */
     private readonly onGiveUp: (why: string) => void,
+    /** Called with true while the login waits for an approval (no auth timeout then), false after. */
+    private readonly onWaiting: (waiting: boolean) => void = () => undefined,
   ) {}
+
+  /** The connection closed: stop waiting and withdraw a request made in this login. */
+  dispose(): void {
+    this.waiting.abort();
+    const id = this.pendingRequest;
+    const who = this.gated?.who;
+    this.pendingRequest = null;
+    if (id !== null && who && this.deps.access) {
+      void this.deps.access.cancel(id, who.user).catch(() => undefined);
+    }
+  }
 
   get authenticated(): Authenticated | null {
     return this.result;
@@ -91,6 +120,9 @@ export class SshAuth {
       return ctx.reject(METHODS);
     }
     const { user, target } = login;
+    if (this.gated && ctx.method === 'keyboard-interactive' && this.gated.who.user === user && this.gated.who.target === target) {
+      return this.requestInline(ctx, this.gated);
+    }
     const keys = throttleKeys(user, this.addr.replace(/:\d+$/, ''));
     const now = Date.now();
     if (this.deps.throttle.retryAfter(keys, now) > 0) {
@@ -113,6 +145,7 @@ export class SshAuth {
       case 'password':
         return this.secret(ctx, user, target, ctx.password, keys);
       case 'keyboard-interactive':
+        if (this.gated) return ctx.reject(['keyboard-interactive'], true);
         return new Promise<void>((resolve) => {
           ctx.prompt([{ prompt: `Password or token for ${user}: `, echo: false }], 'wicket', '', (answers) => {
             void this.secret(ctx, user, target, answers[0] ?? '', keys).then(resolve, (err: unknown) => {
@@ -134,14 +167,79 @@ export class SshAuth {
     return this.ok(ctx, { user, target, method: r.method, key: null }, keys);
   }
 
-  private ok(ctx: AuthContext, who: Authenticated, keys: string[]): void {
+  private async ok(ctx: AuthContext, who: Authenticated, keys: string[]): Promise<void> {
     this.deps.throttle.succeed(keys);
+    if (this.deps.access) {
+      const protocol = this.deps.config().targets.find((t) => t.name === who.target)?.protocol === 'shell' ? 'shell' : 'ssh';
+      const d = await this.deps.broker.authorize(who.user, who.target, protocol);
+      if (d.type === 'deny' && d.reason === 'approval_required') {
+        // Partial success: the key or password was right; keyboard-interactive comes next for the request.
+        this.gated = { who, keys, maxDurationMs: d.approval?.maxDurationMs ?? null };
+        return ctx.reject(['keyboard-interactive'], true);
+      }
+    }
+    this.accepted(ctx, who);
+  }
+
+  private accepted(ctx: AuthContext, who: Authenticated): void {
     this.result = who;
     this.deps.audit.append({
       ts: Date.now(), kind: 'auth.ok', actor: who.user, target: who.target,
       data: { protocol: 'ssh', clientAddr: this.addr, method: who.method, ...(who.key ? { key: who.key } : {}) },
     });
     ctx.accept();
+  }
+
+  /** The inline request: a reason, the request, the wait, then accept or reject with the outcome shown. */
+  private async requestInline(ctx: KeyboardAuthContext, g: NonNullable<SshAuth['gated']>): Promise<void> {
+    const access = this.deps.access!;
+    const { who } = g;
+    const ask = (prompts: { prompt: string; echo: boolean }[], instructions: string): Promise<string[]> =>
+      new Promise((resolve) => ctx.prompt(prompts, 'wicket', instructions, (answers) => resolve(answers)));
+    const say = async (text: string): Promise<void> => void (await ask([], text));
+    /** The dialog is over without access: say why, then end the connection (a bare rejection would let the client retry). */
+    const end = async (text: string): Promise<void> => {
+      await say(text);
+      ctx.reject([]);
+      this.onGiveUp(`login ended: ${text}`);
+    };
+    const durationMs = Math.min(g.maxDurationMs ?? INLINE_DURATION_MS, INLINE_DURATION_MS);
+    const answers = await ask(
+      [{ prompt: 'Reason: ', echo: true }],
+      `access to ${who.target} needs an approved request. Give a reason to request ${Math.round(durationMs / 60_000)} min of access now (Ctrl-C to stop).`,
+    );
+    const reason = (answers[0] ?? '').trim();
+    if (!reason) return end('no reason given; no request was made');
+    let id: number;
+    try {
+      id = (await access.request({ user: who.user, target: who.target, durationMs, reason })).id;
+    } catch (err) {
+      return end(`request refused: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.pendingRequest = id;
+    this.onWaiting(true);
+    // The client shows this and answers at once (no prompts); the login then waits here.
+    await say(`request #${id} for ${who.target} created, waiting for approval (Ctrl-C to cancel)`);
+    const timeout = AbortSignal.timeout(INLINE_WAIT_MS);
+    const signal = AbortSignal.any([this.waiting.signal, timeout]);
+    let outcome: Awaited<ReturnType<typeof access.waitDecided>> | null = null;
+    try {
+      outcome = await access.waitDecided(id, signal);
+    } catch {
+      outcome = null;
+    } finally {
+      this.onWaiting(false);
+    }
+    if (this.waiting.signal.aborted) return; // the connection is gone (dispose cancelled the request)
+    this.pendingRequest = null;
+    if (!outcome) return end(`request #${id} is still pending after ${INLINE_WAIT_MS / 60_000} min; connect again once it is approved`);
+    if (outcome.state !== 'approved') {
+      const last = outcome.decisions[outcome.decisions.length - 1];
+      const by = last && outcome.state === 'denied' ? ` by ${last.by}${last.comment ? `: ${last.comment}` : ''}` : '';
+      return end(`request #${id} was ${outcome.state}${by}`);
+    }
+    this.gated = null;
+    this.accepted(ctx, who);
   }
 
   private fail(user: string, target: string, reason: string, counts: boolean): void {

@@ -40,7 +40,9 @@ export class SshConnection {
     private readonly deps: SshDeps,
     private readonly addr: string,
   ) {
-    this.auth = new SshAuth(deps, addr, (why) => this.close(why));
+    const sock = (client as unknown as { _sock?: { setTimeout(ms: number): unknown } })._sock;
+    // While the login waits for an approval there is no traffic: the auth timeout must not end it.
+    this.auth = new SshAuth(deps, addr, (why) => this.close(why), (waiting) => sock?.setTimeout(waiting ? 0 : deps.authTimeoutMs));
     client.on('authentication', (ctx) => this.auth.handle(ctx));
     client.on('ready', () => this.ready());
     client.on('handshake', (n) => deps.log(`ssh ${addr}: handshake ${n.kex}, ${n.cs.cipher}${n.cs.mac ? `+${n.cs.mac}` : ''}, host key ${n.serverHostKey}`));
@@ -269,6 +271,7 @@ export class SshConnection {
   close(why: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.auth.dispose();
     for (const ch of [...this.channels]) ch.close(why);
     for (const f of [...this.forwards]) f.destroy();
     for (const s of new Set(this.remoteForwards.values())) void s.end({ status: 'ended', reason: why }).catch(() => undefined);

@@ -14,6 +14,7 @@ import { registerPolicy } from './policy.js';
 import { registerAudit } from './audit.js';
 import { registerSessions } from './sessions.js';
 import { registerSegment } from './segment.js';
+import { registerRequest } from './request.js';
 
 export function buildProgram(): Command {
   const program = new Command('wicket')
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run wicket --help for usage)')
     .exitOverride();
-  for (const register of [registerInit, registerServe, registerUser, registerToken, registerPolicy, registerAudit, registerSessions, registerSegment]) {
+  for (const register of [registerInit, registerServe, registerUser, registerToken, registerPolicy, registerAudit, registerSessions, registerSegment, registerRequest]) {
     register(program);
   }
   // Subcommands inherit exitOverride so usage errors reach the handler below.

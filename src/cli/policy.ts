@@ -4,10 +4,32 @@ import { PROTOCOLS, type Protocol } from '../config/schema.js';
 import { WicketError } from '../errors.js';
 import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
-import { formatPolicyReport, policyAudit } from '../policy/report.js';
+import { formatPolicyReport, policyAudit, type SessionUsage } from '../policy/report.js';
+import type { SessionFilter, Store } from '../store/types.js';
 import { print, withContext, type GlobalOptions } from './context.js';
 
-const DAY = 86_400_000;
+/** What one listSessions call asks for; the store may return fewer (SQLite caps a page at 1000). */
+export const SESSION_PAGE = 1000;
+
+/**
+ * Every session ever recorded, newest first, reduced to what the audit reads.
+ * Paged with `before` because listSessions caps its limit: one big `limit`
+ * would silently drop older sessions, and with them the grants they used and
+ * the last use of rarely used rules.
+ */
+export async function readSessionUsage(store: Pick<Store, 'listSessions'>, pageSize = SESSION_PAGE): Promise<SessionUsage[]> {
+  const out: SessionUsage[] = [];
+  let before: SessionFilter['before'];
+  for (;;) {
+    const page = await store.listSessions(before === undefined ? { limit: pageSize } : { limit: pageSize, before });
+    if (page.length === 0) return out;
+    for (const s of page) out.push({ user: s.user, target: s.target, segment: s.segment, rule: s.rule, grantId: s.grantId, startedAt: s.startedAt });
+    const last = page[page.length - 1]!;
+    // A store that ignored `before` would hand back the same page forever.
+    if (before !== undefined && last.startedAt === before.startedAt && last.id === before.id) return out;
+    before = { startedAt: last.startedAt, id: last.id };
+  }
+}
 
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('inspect the policy');
@@ -31,14 +53,13 @@ export function registerPolicy(program: Command): void {
     });
   policy
     .command('audit')
-    .description('standing access per segment, unused rules and grants, unreachable targets, segments without an approver')
+    .description('standing access per segment, unused rules, unreachable targets, segments without an approver, grants and their sessions, standing rules that could be just-in-time')
     .action(async (_o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       await withContext(g, async (ctx) => {
         const now = ctx.now();
-        const sessions = await ctx.store.listSessions({ since: now - 30 * DAY, limit: 1_000_000 });
-        const grants = await ctx.store.listGrants();
-        const report = policyAudit(ctx.config, { sessions: sessions.map((s) => ({ user: s.user, target: s.target, segment: s.segment, rule: s.rule, startedAt: s.startedAt })), grants }, now);
+        const [sessions, grants] = await Promise.all([readSessionUsage(ctx.store), ctx.store.listGrants()]);
+        const report = policyAudit(ctx.config, { sessions, grants }, now);
         print(ctx.json, formatPolicyReport(report), report);
       });
     });

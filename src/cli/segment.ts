@@ -1,10 +1,11 @@
 /** `wicket segment lock NAME --reason TEXT` / `unlock NAME`: every broker ends the segment's sessions within a second. */
 import type { Command } from 'commander';
 import { WicketError } from '../errors.js';
+import { lockSegment, unlockSegment, type LockdownDeps } from '../access/lockdown.js';
 import { print, withContext, type Context, type GlobalOptions } from './context.js';
 
-function requireSegment(ctx: Context, name: string): void {
-  if (!ctx.config.segments.some((s) => s.name === name)) throw new WicketError('WICKET_ERR_UNKNOWN_SEGMENT', `unknown segment "${name}"`);
+function lockdownDeps(ctx: Context): LockdownDeps {
+  return { config: () => ctx.config, store: ctx.store, audit: async (e) => void (await ctx.audit.appendNow(e)), clock: ctx.now };
 }
 
 export function registerSegment(program: Command): void {
@@ -19,12 +20,7 @@ export function registerSegment(program: Command): void {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (opts.reason.trim() === '') throw new WicketError('WICKET_ERR_USAGE', '--reason must not be empty');
       await withContext(g, async (ctx) => {
-        requireSegment(ctx, name);
-        const actor = ctx.actor(opts.as);
-        const now = ctx.now();
-        const fresh = await ctx.store.lockSegment({ segment: name, reason: opts.reason, lockedBy: actor, lockedAt: now });
-        await ctx.store.pushControl({ kind: 'lock', ts: now, actor, segment: name, reason: opts.reason });
-        await ctx.record('segment.lock', { segment: name, reason: opts.reason, alreadyLocked: !fresh }, { actor });
+        const { fresh } = await lockSegment(lockdownDeps(ctx), { segment: name, reason: opts.reason, actor: ctx.actor(opts.as) });
         print(ctx.json, fresh ? `locked ${name}: ${opts.reason}` : `${name} was already locked; live sessions were ended again`, { segment: name, locked: true });
       });
     });
@@ -36,11 +32,7 @@ export function registerSegment(program: Command): void {
     .action(async (name: string, opts: { as?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       await withContext(g, async (ctx) => {
-        requireSegment(ctx, name);
-        const actor = ctx.actor(opts.as);
-        const was = await ctx.store.unlockSegment(name);
-        await ctx.store.pushControl({ kind: 'unlock', ts: ctx.now(), actor, segment: name, reason: 'unlock' });
-        await ctx.record('segment.unlock', { segment: name, wasLocked: was }, { actor });
+        const { wasLocked: was } = await unlockSegment(lockdownDeps(ctx), { segment: name, actor: ctx.actor(opts.as) });
         print(ctx.json, was ? `unlocked ${name}` : `${name} was not locked`, { segment: name, locked: false });
       });
     });

@@ -48,6 +48,52 @@ const segmentOrStar = z.union([z.literal('*'), name('segment')], {
 
 const APPROVALS = 'expected a whole number from 1 to 5';
 
+/** Event kinds a `notify:` webhook can subscribe to (derived from the audit log, src/notify/events.ts). */
+export const NOTIFY_EVENTS = [
+  'request.created',
+  'request.approved',
+  'request.denied',
+  'request.cancelled',
+  'request.expired',
+  'grant.revoked',
+  'grant.expired',
+  'segment.locked',
+  'segment.unlocked',
+  'session.denied',
+  'session.terminated',
+] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+export const NOTIFY_FORMATS = ['json', 'slack'] as const;
+
+const NOTIFY_URL = 'expected an http:// or https:// URL, env:NAME or file:PATH';
+const NOTIFY_EVENT = `expected '*' or one of ${NOTIFY_EVENTS.join(', ')}`;
+
+/** A literal http(s) URL with a host (credentials in it are refused: use env:/file: for a secret URL). */
+export function isWebhookUrl(s: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return false;
+  }
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.username === '' && u.password === '';
+}
+
+/**
+ * One webhook. `url` may itself be a secret reference (Slack's incoming
+ * webhook URLs are credentials); src/config/secrets.ts resolves it and `secret`.
+ */
+const webhook = z.strictObject({
+  name: name('webhook').optional(),
+  url: z.string({ error: NOTIFY_URL })
+    .refine((s) => s.startsWith('env:') || s.startsWith('file:') || isWebhookUrl(s), { error: NOTIFY_URL }),
+  events: z.array(z.union([z.literal('*'), z.enum(NOTIFY_EVENTS)], { error: NOTIFY_EVENT }), {
+    error: `expected a list of event kinds or ['*']`,
+  }).min(1, { error: `expected a list of event kinds or ['*']` }),
+  secret: secret.optional(),
+  format: z.enum(NOTIFY_FORMATS, { error: 'expected json or slack' }).default('json'),
+});
+
 const segment = z.strictObject({
   name: name('segment'),
   description: z.string().optional(),
@@ -140,6 +186,7 @@ export const configSchema = z.strictObject({
   targets: z.array(target).default([]),
   roles: z.array(role).default([]),
   users: z.array(user).default([]),
+  notify: z.array(webhook, { error: 'expected a list of webhooks' }).default([]),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -149,6 +196,7 @@ export type TargetConfig = RawConfig['targets'][number];
 export type RoleConfig = RawConfig['roles'][number];
 export type RuleConfig = NonNullable<RoleConfig['allow']>[number];
 export type UserConfig = RawConfig['users'][number];
+export type NotifyConfig = RawConfig['notify'][number];
 
 /** The validated config with derived lookups and absolute paths. */
 export interface Config extends RawConfig {

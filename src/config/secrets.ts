@@ -1,12 +1,14 @@
 /**
- * Secret references in target fields: `env:NAME` (from the environment),
- * `file:PATH` (relative to the config file's folder), or a literal (accepted
- * with a warning). Resolved at load, so a bad reference fails at start, not
- * at the first connection. Messages name the reference, never the value.
+ * Secret references in target fields and in `notify[]`: `env:NAME` (from the
+ * environment), `file:PATH` (relative to the config file's folder), or a
+ * literal (accepted with a warning). Target secrets are resolved at load, so
+ * a bad reference fails at start, not at the first connection; `notify[]`
+ * ones when the broker starts (src/notify/config.ts), so a CLI command never
+ * needs a webhook's secret. Messages name the reference, never the value.
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { TargetConfig } from './schema.js';
+import { isWebhookUrl, type NotifyConfig, type TargetConfig } from './schema.js';
 import type { ConfigProblem } from './locate.js';
 
 export const SECRET_FIELDS = ['password', 'private_key', 'ca'] as const;
@@ -30,7 +32,10 @@ export function fsCode(e: unknown): string {
 /** `{ value }` when resolved; `{ problem }` when not; `{ literal }` when the text is the secret itself. */
 type Resolved = { value: string } | { problem: string } | { literal: true; value: string };
 
-function resolveOne(field: SecretField, ref: string, baseDir: string, env: NodeJS.ProcessEnv): Resolved {
+/** Target secret fields plus the two of `notify[]` (`secret`, and `url` when given as env:/file:). */
+type AnySecretField = SecretField | 'secret' | 'url';
+
+function resolveOne(field: AnySecretField, ref: string, baseDir: string, env: NodeJS.ProcessEnv): Resolved {
   if (ref.startsWith('env:')) {
     const name = ref.slice(4);
     if (!ENV_NAME.test(name)) return { problem: 'expected env:NAME with NAME made of letters, digits and _' };
@@ -48,8 +53,8 @@ function resolveOne(field: SecretField, ref: string, baseDir: string, env: NodeJ
     } catch (e) {
       return { problem: `cannot read file ${path}: ${fsCode(e)}` };
     }
-    // Password files conventionally end with a newline that is not part of the password.
-    return { value: field === 'password' ? text.replace(/\r?\n$/, '') : text };
+    // Password, HMAC-secret and URL files conventionally end with a newline that is not part of the value.
+    return { value: field === 'password' || field === 'secret' || field === 'url' ? text.replace(/\r?\n$/, '') : text };
   }
   if (field === 'ca') {
     // A CA certificate is public, so an inline PEM is fine; anything else is
@@ -57,6 +62,7 @@ function resolveOne(field: SecretField, ref: string, baseDir: string, env: NodeJ
     if (ref.trimStart().startsWith('-----BEGIN ')) return { value: ref };
     return { problem: 'expected file:PATH, env:NAME or an inline PEM certificate' };
   }
+  if (field === 'url') return { value: ref }; // a plain URL, validated by the schema
   return { literal: true, value: ref };
 }
 
@@ -87,4 +93,43 @@ export function resolveSecrets(
     return copy;
   });
   return { targets: out, problems, literals };
+}
+
+export interface NotifySecretResult {
+  readonly notify: NotifyConfig[];
+  readonly problems: ConfigProblem[];
+  /** Paths of `notify[].secret` fields holding literal secrets (warnings). */
+  readonly literals: ConfigProblem[];
+}
+
+/**
+ * Like resolveSecrets, for `notify[]`: `secret` (env:/file:/literal with a
+ * warning) and `url` when it is an env:/file: reference (a Slack incoming
+ * webhook URL is itself a credential); a referenced URL must be http(s).
+ */
+export function resolveNotifySecrets(
+  notify: readonly NotifyConfig[],
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+): NotifySecretResult {
+  const problems: ConfigProblem[] = [];
+  const literals: ConfigProblem[] = [];
+  const out = notify.map((n, i) => {
+    const copy: NotifyConfig = { ...n };
+    const url = resolveOne('url', n.url, baseDir, env);
+    if ('problem' in url) problems.push({ path: ['notify', i, 'url'], message: url.problem });
+    else if (url.value !== n.url && !isWebhookUrl(url.value.trim())) {
+      problems.push({ path: ['notify', i, 'url'], message: `${n.url.startsWith('env:') ? 'the environment variable' : 'the file'} does not hold an http:// or https:// URL` });
+    } else copy.url = url.value.trim();
+    if (n.secret !== undefined) {
+      const r = resolveOne('secret', n.secret, baseDir, env);
+      if ('problem' in r) problems.push({ path: ['notify', i, 'secret'], message: r.problem });
+      else {
+        if ('literal' in r) literals.push({ path: ['notify', i, 'secret'], message: 'literal secret in config file; use env:NAME or file:PATH' });
+        copy.secret = r.value;
+      }
+    }
+    return copy;
+  });
+  return { notify: out, problems, literals };
 }

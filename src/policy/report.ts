@@ -1,10 +1,13 @@
 /**
  * `wicket policy audit`: what the policy grants in practice. Pure: the caller
- * reads sessions and grants from the store and passes the time.
+ * reads sessions (all of them, for last use and grant use) and grants from the
+ * store and passes the time. Sections: standing access, unused rules, orphan
+ * targets, segments without an approver, grants with the sessions that used
+ * them, and standing rules that could be just-in-time.
  */
 import type { Protocol, TargetConfig } from '../config/schema.js';
 import { isoTime } from './explain.js';
-import { allRules, needsApproval, ruleMatches, userRules } from './rules.js';
+import { allRules, needsApproval, ruleAccess, ruleMatches, userRules, type RuleEntry } from './rules.js';
 import type { Grant, PolicyConfig } from './types.js';
 
 /** A rule with no session in this window is reported unused. */
@@ -16,6 +19,8 @@ export interface SessionUsage {
   readonly segment: string;
   /** The label of the rule that allowed it (`developer.allow[1]`), when known. */
   readonly rule: string | null;
+  /** The grant the session relied on (approval: required), else null. */
+  readonly grantId: string | null;
   readonly startedAt: number;
 }
 
@@ -65,22 +70,52 @@ export type GrantState = 'pending' | 'active' | 'expired' | 'revoked';
 
 export interface GrantUsage {
   readonly grantId: string;
+  readonly requestId: string | null;
+  /** Who held the grant. */
   readonly user: string;
+  /** null when the grant covers the whole segment. */
   readonly target: string | null;
   readonly segment: string;
+  readonly validFrom: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
   readonly state: GrantState;
   readonly used: boolean;
-  /** Sessions of the grant's user on a covered target started inside the grant's window. */
+  /** Sessions recorded with this grant's id (the grant let them in). */
   readonly sessions: number;
+  /** Start of the most recent of those sessions, or null. */
+  readonly lastUsedAt: number | null;
 }
 
-export type JitReason = 'prod_name' | 'gated_elsewhere';
+/**
+ * Why a standing rule could be just-in-time:
+ * - prod_name / prod_description: the segment's name / description looks like
+ *   production (see PRODUCTION_HEURISTIC);
+ * - gated_elsewhere: another rule that names the segment requires approval;
+ * - write_beside_read: the rule grants write (an omitted access: is write) where
+ *   a read rule naming the segment reaches the same targets.
+ */
+export type JitReason = 'prod_name' | 'prod_description' | 'gated_elsewhere' | 'write_beside_read';
 
 export interface JitCandidate {
   readonly segment: string;
   readonly rule: string;
+  readonly role: string;
+  readonly index: number;
+  /** Users who reach the segment through this rule without approval. */
   readonly users: readonly string[];
   readonly reasons: readonly JitReason[];
+  readonly access: 'read' | 'write';
+  /** false when the rule omits access: and so grants write by default. */
+  readonly accessExplicit: boolean;
+  /** The segment description that matched, when the reason is prod_description. */
+  readonly description: string | null;
+  /** Other rules naming the segment that require approval (gated_elsewhere). */
+  readonly gatedBy: readonly string[];
+  /** Read rules naming the segment that reach the same targets (write_beside_read). */
+  readonly readRules: readonly string[];
+  /** One line: what to change. */
+  readonly suggestion: string;
 }
 
 export interface PolicyReport {
@@ -92,9 +127,39 @@ export interface PolicyReport {
   readonly segmentsWithoutApprover: readonly SegmentWithoutApprover[];
   readonly grantsUsed: readonly GrantUsage[];
   readonly justInTimeCandidates: readonly JitCandidate[];
+  /** How prod_name / prod_description are decided, for people reading the report. */
+  readonly productionHeuristic: string;
+}
+
+/** Words that mark production, and the neighbours that cancel them ("pre prod", "non production", "production like"). */
+const PROD_WORDS: ReadonlySet<string> = new Set(['prod', 'production']);
+const NOT_PROD_BEFORE: ReadonlySet<string> = new Set(['pre', 'non', 'not', 'no']);
+const NOT_PROD_AFTER: ReadonlySet<string> = new Set(['like']);
+
+export const PRODUCTION_HEURISTIC =
+  'a segment counts as production when its name or description has the word "prod" or "production" ' +
+  '(words split at anything but letters and digits, at camelCase and at digits: "payments-prod", "Production DB", "paymentsProd" count; ' +
+  '"pre-prod", "non-production", "nonprod", "preprod", "product", "production-like" do not). Target names are not looked at. ' +
+  'It is a hint from naming, not a fact: check the segment.';
+
+/** Whether a segment name or description reads as production (PRODUCTION_HEURISTIC). */
+export function suggestsProduction(text: string): boolean {
+  const words = text
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .replace(/([A-Za-z])([0-9])/g, '$1 $2')
+    .replace(/([0-9])([A-Za-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w !== '');
+  return words.some((w, i) => PROD_WORDS.has(w)
+    && !(i > 0 && NOT_PROD_BEFORE.has(words[i - 1]!))
+    && !(i + 1 < words.length && NOT_PROD_AFTER.has(words[i + 1]!)));
 }
 
 const uniq = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
+
+/** The largest time, or null; not Math.max(...xs), which overflows the stack on years of sessions. */
+const latest = (xs: readonly number[]): number | null => xs.reduce<number | null>((m, x) => (m === null || x > m ? x : m), null);
 
 export function policyAudit(config: PolicyConfig, usage: PolicyUsage, now: number): PolicyReport {
   const rules = allRules(config);
@@ -123,7 +188,7 @@ export function policyAudit(config: PolicyConfig, usage: PolicyUsage, now: numbe
   for (const e of rules) {
     const uses = usage.sessions.filter((s) => s.rule === e.ref.label);
     if (uses.some((s) => s.startedAt >= now - UNUSED_WINDOW_MS)) continue;
-    const lastUsedAt = uses.length === 0 ? null : Math.max(...uses.map((s) => s.startedAt));
+    const lastUsedAt = latest(uses.map((s) => s.startedAt));
     unusedRules.push({ rule: e.ref.label, role: e.ref.role, index: e.ref.index, lastUsedAt, holders: holders(e.ref.role) });
   }
 
@@ -143,30 +208,76 @@ export function policyAudit(config: PolicyConfig, usage: PolicyUsage, now: numbe
     segmentsWithoutApprover.push({ segment: seg.name, gatedBy, approverRolesWithoutUsers: approvers.map((r) => r.name) });
   }
 
+  // Counted by the grant id the broker recorded on each session: exact, and it
+  // does not credit a grant with sessions a standing rule let in.
+  const byGrant = new Map<string, number[]>();
+  for (const s of usage.sessions) {
+    if (s.grantId === null) continue;
+    const starts = byGrant.get(s.grantId);
+    if (starts === undefined) byGrant.set(s.grantId, [s.startedAt]);
+    else starts.push(s.startedAt);
+  }
   const grantsUsed: GrantUsage[] = usage.grants.map((g) => {
-    // A revoked grant stops covering sessions at revocation, not at expiry.
-    const end = Math.min(g.expiresAt, g.revokedAt ?? Infinity);
-    const sessions = usage.sessions.filter((s) => s.user === g.user && s.segment === g.segment
-      && (g.target === null || s.target === g.target) && s.startedAt >= g.validFrom && s.startedAt < end).length;
-    return { grantId: g.id, user: g.user, target: g.target, segment: g.segment, state: grantState(g, now), used: sessions > 0, sessions };
+    const starts = byGrant.get(g.id) ?? [];
+    return {
+      grantId: g.id, requestId: g.requestId, user: g.user, target: g.target, segment: g.segment,
+      validFrom: g.validFrom, expiresAt: g.expiresAt, revokedAt: g.revokedAt, state: grantState(g, now),
+      used: starts.length > 0, sessions: starts.length, lastUsedAt: latest(starts),
+    };
   });
 
-  // Only rules that name the segment count as "gated elsewhere": a '*' gated
-  // rule says nothing about how sensitive this particular segment is.
+  // Only rules that name the segment count as "gated elsewhere" or as the read
+  // rule beside a write: a '*' rule says nothing about this particular segment.
+  const byLabel = new Map(rules.map((e) => [e.ref.label, e] as const));
   const justInTimeCandidates: JitCandidate[] = [];
   for (const seg of standingAccess) {
-    const prod = seg.segment.toLowerCase().includes('prod');
+    const segConfig = config.segments.find((s) => s.name === seg.segment);
+    const description = segConfig?.description ?? null;
+    const prodName = suggestsProduction(seg.segment);
+    const prodDescription = !prodName && description !== null && suggestsProduction(description);
+    const targets = inSegment(seg.segment);
     for (const label of uniq(seg.users.flatMap((u) => u.rules))) {
-      const gatedElsewhere = rules.some((e) => e.ref.label !== label && needsApproval(e.rule) && e.rule.segments.includes(seg.segment));
+      const entry = byLabel.get(label);
+      if (entry === undefined) continue;
+      const others = rules.filter((e) => e.ref.label !== label && e.rule.segments.includes(seg.segment));
+      const gatedBy = others.filter((e) => needsApproval(e.rule)).map((e) => e.ref.label);
+      const access = ruleAccess(entry.rule);
+      const shared = targets.filter((t) => ruleMatches(entry.rule, t));
+      const readRules = access !== 'write' ? [] : others
+        .filter((e) => ruleAccess(e.rule) === 'read' && shared.some((t) => ruleMatches(e.rule, t)))
+        .map((e) => e.ref.label);
       const reasons: JitReason[] = [];
-      if (prod) reasons.push('prod_name');
-      if (gatedElsewhere) reasons.push('gated_elsewhere');
+      if (prodName) reasons.push('prod_name');
+      if (prodDescription) reasons.push('prod_description');
+      if (gatedBy.length > 0) reasons.push('gated_elsewhere');
+      if (readRules.length > 0) reasons.push('write_beside_read');
       if (reasons.length === 0) continue;
-      justInTimeCandidates.push({ segment: seg.segment, rule: label, users: seg.users.filter((u) => u.rules.includes(label)).map((u) => u.user), reasons });
+      justInTimeCandidates.push({
+        segment: seg.segment, rule: label, role: entry.ref.role, index: entry.ref.index,
+        users: seg.users.filter((u) => u.rules.includes(label)).map((u) => u.user),
+        reasons, access, accessExplicit: entry.rule.access !== undefined,
+        description: prodDescription ? description : null, gatedBy, readRules,
+        suggestion: jitSuggestion(entry, seg.segment, readRules.some((l) => !needsApproval(byLabel.get(l)!.rule))),
+      });
     }
   }
 
-  return { generatedAt: now, unusedWindowMs: UNUSED_WINDOW_MS, standingAccess, unusedRules, orphanTargets, segmentsWithoutApprover, grantsUsed, justInTimeCandidates };
+  return {
+    generatedAt: now, unusedWindowMs: UNUSED_WINDOW_MS, standingAccess, unusedRules, orphanTargets, segmentsWithoutApprover,
+    grantsUsed, justInTimeCandidates, productionHeuristic: PRODUCTION_HEURISTIC,
+  };
+}
+
+/** With a standing read rule beside a write one, the write is what to gate; otherwise the whole rule. */
+function jitSuggestion(e: RuleEntry, segment: string, standingReadBeside: boolean): string {
+  const label = e.ref.label;
+  const wider = e.rule.segments.includes('*') || e.rule.segments.length > 1;
+  const scope = wider ? `; it covers ${e.rule.segments.includes('*') ? 'every segment' : e.rule.segments.join(', ')}, so a separate gated rule for ${segment} may fit better` : '';
+  if (standingReadBeside) {
+    return `keep reads standing and make writes just-in-time: set access: read on ${label} and add a write rule for ${segment} with approval: required, or add approval: required to ${label}${scope}`;
+  }
+  const cap = e.rule.max_duration === undefined ? ' (and a max_duration)' : '';
+  return `add approval: required${cap} to ${label} so ${segment} is reached through an approved, time-boxed request${scope}`;
 }
 
 function grantState(g: Grant, now: number): GrantState {
@@ -176,10 +287,36 @@ function grantState(g: Grant, now: number): GrantState {
   return 'active';
 }
 
-const JIT_TEXT: Record<JitReason, string> = {
-  prod_name: 'segment name suggests production',
-  gated_elsewhere: 'other rules require approval for it',
-};
+function jitReasonText(c: JitCandidate, x: JitReason): string {
+  switch (x) {
+    case 'prod_name': return 'segment name suggests production';
+    case 'prod_description': return `segment description suggests production ("${oneLine(c.description ?? '')}")`;
+    case 'gated_elsewhere': return 'other rules require approval for it';
+    case 'write_beside_read': return `it grants write${c.accessExplicit ? '' : ' (no access: given, so write)'} where read rules exist`;
+  }
+}
+
+/** Descriptions come from people; fold any line breaks they typed. */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+function formatGrant(g: GrantUsage): string {
+  const head = `${g.grantId} ${g.user} → ${g.target ?? `segment ${g.segment}`} (${g.state}): `
+    + (g.lastUsedAt !== null ? `used by ${g.sessions} session${g.sessions === 1 ? '' : 's'}, last ${isoTime(g.lastUsedAt)}` : 'unused');
+  const where = g.target === null ? '' : `segment ${g.segment}, `;
+  const revoked = g.revokedAt === null ? 'not revoked' : `revoked ${isoTime(g.revokedAt)}`;
+  const request = g.requestId === null ? '' : `, request ${g.requestId}`;
+  return `${head}; ${where}valid ${isoTime(g.validFrom)} to ${isoTime(g.expiresAt)}, ${revoked}${request}`;
+}
+
+function formatJit(c: JitCandidate): string {
+  const details = [`role ${c.role}`];
+  if (c.gatedBy.length > 0) details.push(`gated by ${c.gatedBy.join(', ')}`);
+  if (c.readRules.length > 0) details.push(`read rules ${c.readRules.join(', ')}`);
+  return `${c.rule} gives ${c.users.join(', ')} standing access to ${c.segment}: ${c.reasons.map((x) => jitReasonText(c, x)).join('; ')}\n`
+    + `    ${details.join('; ')}; suggestion: ${c.suggestion}`;
+}
 
 function section(title: string, lines: readonly string[]): string {
   return [title, ...(lines.length === 0 ? ['  none'] : lines.map((l) => `  ${l}`))].join('\n');
@@ -198,9 +335,8 @@ export function formatPolicyReport(r: PolicyReport): string {
     section('Segments needing approval with no approver', r.segmentsWithoutApprover.map((s) =>
       `${s.segment}: gated by ${s.gatedBy.join(', ')}; ${s.approverRolesWithoutUsers.length > 0
         ? `approver roles ${s.approverRolesWithoutUsers.join(', ')} have no users` : 'no role lists it in approve'}`)),
-    section('Grants', r.grantsUsed.map((g) =>
-      `${g.grantId} ${g.user} → ${g.target ?? `segment ${g.segment}`} (${g.state}): ${g.used ? `used by ${g.sessions} session${g.sessions === 1 ? '' : 's'}` : 'unused'}`)),
-    section('Just-in-time candidates (consider approval: required)', r.justInTimeCandidates.map((c) =>
-      `${c.rule} gives ${c.users.join(', ')} standing access to ${c.segment}: ${c.reasons.map((x) => JIT_TEXT[x]).join('; ')}`)),
+    section('Grants (sessions counted by the grant recorded on them)', r.grantsUsed.map(formatGrant)),
+    section('Just-in-time candidates (consider approval: required)', r.justInTimeCandidates.map(formatJit))
+      + `\n  note: production is guessed from names: ${r.productionHeuristic}`,
   ].join('\n\n') + '\n';
 }

@@ -200,8 +200,11 @@ export interface Store {
   createRequest(req: Omit<AccessRequestRecord, 'id'>): Promise<AccessRequestRecord>;
   getRequest(id: number): Promise<AccessRequestRecord | null>;
   listRequests(filter: { readonly user?: string; readonly state?: RequestState }): Promise<AccessRequestRecord[]>;
-  /** Compare-and-set on state: returns null when the request is no longer in `expected`. */
-  updateRequest(id: number, expected: RequestState, next: Partial<Omit<AccessRequestRecord, 'id'>>): Promise<AccessRequestRecord | null>;
+  /**
+   * Compare-and-set on state (and, when given, on the number of decisions recorded so far):
+   * returns null when the request is no longer as expected.
+   */
+  updateRequest(id: number, expected: RequestState, next: Partial<Omit<AccessRequestRecord, 'id'>>, expectedDecisions?: number): Promise<AccessRequestRecord | null>;
 
   createGrant(grant: Grant): Promise<void>;
   revokeGrant(id: string, at: number): Promise<boolean>;

@@ -105,7 +105,7 @@ export class RequestsTable {
    * the write one atomic step, so two approvers (or an approver and the expiry
    * sweep, on any broker) cannot both win.
    */
-  update(id: number, expected: RequestState, next: Partial<RequestFields>): AccessRequestRecord | null {
+  update(id: number, expected: RequestState, next: Partial<RequestFields>, expectedDecisions?: number): AccessRequestRecord | null {
     return this.db
       .transaction((): AccessRequestRecord | null => {
         const sets: string[] = [];
@@ -117,11 +117,15 @@ export class RequestsTable {
           sets.push(`${REQUEST_COLUMNS[key]} = ?`);
           params.push(key === 'decisions' ? JSON.stringify(v) : (v as string | number | null));
         }
+        // With expectedDecisions, also the number of decisions recorded so far: two approvals of a
+        // multi-approver request (both leave it pending) cannot overwrite each other.
+        const also = expectedDecisions === undefined ? '' : ' AND json_array_length(decisions) = ?';
         const sql =
           sets.length > 0
-            ? `UPDATE access_requests SET ${sets.join(', ')} WHERE id = ? AND state = ?`
-            : 'UPDATE access_requests SET state = state WHERE id = ? AND state = ?';
-        if (this.db.prepare(sql).run(...params, id, expected).changes === 0) return null;
+            ? `UPDATE access_requests SET ${sets.join(', ')} WHERE id = ? AND state = ?${also}`
+            : `UPDATE access_requests SET state = state WHERE id = ? AND state = ?${also}`;
+        const where: (string | number)[] = expectedDecisions === undefined ? [id, expected] : [id, expected, expectedDecisions];
+        if (this.db.prepare(sql).run(...params, ...where).changes === 0) return null;
         return this.get(id);
       })
       .immediate();

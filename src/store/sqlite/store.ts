@@ -161,8 +161,9 @@ export class SqliteStore implements Store {
     id: number,
     expected: RequestState,
     next: Partial<Omit<AccessRequestRecord, 'id'>>,
+    expectedDecisions?: number,
   ): Promise<AccessRequestRecord | null> {
-    return this.do(() => this.requests.update(id, expected, next));
+    return this.do(() => this.requests.update(id, expected, next, expectedDecisions));
   }
 
   createGrant(grant: Grant): Promise<void> {

@@ -253,6 +253,18 @@ describe('access requests, grants, locks, control', () => {
     expect(await store.updateRequest(a.id, 'approved', {})).toEqual({ ...a, ...next });
   });
 
+  it('compare-and-sets on the number of decisions too, so intermediate approvals from two processes never overwrite each other', async () => {
+    const { store } = await freshStore();
+    const a = await store.createRequest(req({ approvalsRequired: 2 }));
+    const one = { decisions: [{ by: 'carol', at: 1, verdict: 'approve' as const, comment: null }], updatedAt: 1 };
+    const other = { decisions: [{ by: 'dave', at: 1, verdict: 'approve' as const, comment: null }], updatedAt: 1 };
+    // Both read the request with 0 decisions; only the first write may land.
+    expect(await store.updateRequest(a.id, 'pending', one, 0)).toMatchObject(one);
+    expect(await store.updateRequest(a.id, 'pending', other, 0)).toBeNull();
+    expect((await store.getRequest(a.id))!.decisions).toEqual(one.decisions);
+    expect(await store.updateRequest(a.id, 'pending', { decisions: [...one.decisions, ...other.decisions] }, 1)).not.toBeNull();
+  });
+
   it('filters active grants (revoked, expired and not-yet-valid ones are not active)', async () => {
     const { store } = await freshStore();
     const g = { id: 'g1', requestId: '1', user: 'alice', target: null, segment: 'pay', validFrom: 100, expiresAt: 200, revokedAt: null };
