@@ -12,7 +12,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TargetConfig } from '../../src/config/schema.js';
-import { type ErrorCode, WicketError, errorMessage } from '../../src/errors.js';
+import { WicketError } from '../../src/errors.js';
+import { CLOSED, UpstreamAttempt } from '../../src/util/upstream-attempt.js';
 import { ed25519Sign } from './ed25519.js';
 import {
   CACHING_SHA2, CLIENT, UTF8MB4_GENERAL_CI, WICKET_CAPS, WIRE_CAPS, buildHandshakeResponse, buildSslRequest, cachingSha2Scramble, capNames,
@@ -44,7 +45,6 @@ export interface ConnectMysqlOptions {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_LOGIN_PACKET = 64 * 1024;
 type TlsMode = NonNullable<TargetConfig['tls']>;
-const CLOSED = new Error('closed');
 
 /** Packets from one socket, awaited one at a time. */
 class PacketInbox {
@@ -93,31 +93,12 @@ class PacketInbox {
   }
 }
 
-class Attempt {
+class Attempt extends UpstreamAttempt {
   socket: net.Socket | undefined;
-  phase: 'connect' | 'tls' | 'login' = 'connect';
   readonly inbox = new PacketInbox();
-  readonly host: string;
-  readonly port: number;
-  readonly addr: string;
   seq = 0;
-  constructor(readonly target: TargetConfig) {
-    if (!target.address) throw new WicketError('WICKET_ERR_CONFIG', `target ${target.name} has no address`);
-    const i = (this.addr = target.address).lastIndexOf(':');
-    [this.host, this.port] = [this.addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), Number(this.addr.slice(i + 1))];
-  }
-  readonly error = (message: string, code: ErrorCode = 'WICKET_ERR_UPSTREAM', details: Record<string, unknown> = {}): WicketError => {
-    const pw = this.target.password;
-    const text = `upstream ${this.target.name}: ${message}`;
-    return new WicketError(code, pw ? text.split(pw).join('***') : text, { target: this.target.name, ...details });
-  };
-  wrap(e: unknown): WicketError {
-    if (e instanceof WicketError) return e.details?.target === this.target.name ? e : this.error(e.message, e.code);
-    const code = (e as NodeJS.ErrnoException).code;
-    if (this.phase === 'connect') return this.error(`cannot connect to ${this.addr}: ${code ?? errorMessage(e)}`);
-    if (this.phase === 'tls') return this.error(`TLS handshake with ${this.addr} failed: ${errorMessage(e)}${code ? ` (${code})` : ''}`);
-    if (e === CLOSED) return this.error(`${this.addr} closed the connection during login`);
-    return this.error(`connection to ${this.addr} failed during login: ${code ?? errorMessage(e)}`);
+  constructor(target: TargetConfig) {
+    super(target, 'login');
   }
   /** Sends one packet continuing the sequence. */
   send(payload: Buffer): void {
@@ -138,7 +119,7 @@ class Attempt {
 
 async function bounded<T>(a: Attempt, ms: number, work: () => Promise<T>): Promise<T> {
   const timer = setTimeout(() => {
-    const e = a.phase === 'connect' ? a.error(`cannot connect to ${a.addr}: timed out after ${ms} ms`) : a.error(`${a.addr} did not finish login within ${ms} ms`);
+    const e = a.timedOut(ms);
     a.inbox.fail(e);
     a.socket?.destroy(e);
   }, ms);

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TargetConfig } from '../../src/config/schema.js';
-import { type ErrorCode, WicketError, errorMessage } from '../../src/errors.js';
+import { type ErrorCode, WicketError } from '../../src/errors.js';
+import { CLOSED, UpstreamAttempt } from '../../src/util/upstream-attempt.js';
 import { ScramClient } from './scram-client.js';
 
 export interface Upstream {
@@ -76,7 +77,6 @@ function decode(tag: string, body: Buffer): BackendMessage | undefined {
   }
 }
 
-const CLOSED = new Error('closed');
 /** Buffers one socket's bytes and hands them out a byte or a message at a time. */
 class Inbox {
   private buf: Buffer = Buffer.alloc(0);
@@ -120,35 +120,14 @@ class Inbox {
   }
 }
 
-type Phase = 'connect' | 'tls' | 'startup';
 type TlsMode = NonNullable<TargetConfig['tls']>;
 
 /** One connection attempt: where, how far it got, and how to word its errors. */
-class Attempt {
-  phase: Phase = 'connect';
+class Attempt extends UpstreamAttempt {
   socket: net.Socket | undefined;
   readonly inbox = new Inbox();
-  readonly host: string;
-  readonly port: number;
-  readonly addr: string;
-  constructor(readonly target: TargetConfig) {
-    if (!target.address) throw new WicketError('WICKET_ERR_CONFIG', `target ${target.name} has no address`);
-    const i = (this.addr = target.address).lastIndexOf(':');
-    [this.host, this.port] = [this.addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), Number(this.addr.slice(i + 1))];
-  }
-  readonly error = (message: string, code: ErrorCode = 'WICKET_ERR_UPSTREAM', details: Record<string, unknown> = {}): WicketError => {
-    const pw = this.target.password;
-    const text = `upstream ${this.target.name}: ${message}`;
-    return new WicketError(code, pw ? text.split(pw).join('***') : text, { target: this.target.name, ...details });
-  };
-  /** Words a failure by the phase it happened in (ScramClient's errors get the target prefix). */
-  wrap(e: unknown): WicketError {
-    if (e instanceof WicketError) return e.details?.target === this.target.name ? e : this.error(e.message, e.code);
-    const code = (e as NodeJS.ErrnoException).code;
-    if (this.phase === 'connect') return this.error(`cannot connect to ${this.addr}: ${code ?? errorMessage(e)}`);
-    if (this.phase === 'tls') return this.error(`TLS handshake with ${this.addr} failed: ${errorMessage(e)}${code ? ` (${code})` : ''}`);
-    if (e === CLOSED) return this.error(`${this.addr} closed the connection during startup`);
-    return this.error(`connection to ${this.addr} failed during startup: ${code ?? errorMessage(e)}`);
+  constructor(target: TargetConfig) {
+    super(target, 'startup');
   }
   send(b: Buffer): void { this.socket?.write(b); }
   destroy(): void { this.inbox.detach(false); this.socket?.destroy(); }
@@ -160,7 +139,7 @@ class Attempt {
       s.once('error', reject).once('connect', () => { s.off('error', reject); resolve(s); });
     });
     raw.setNoDelay(true);
-    this.phase = 'startup';
+    this.phase = 'login';
     this.inbox.attach(raw);
     if (mode === 'disable') return false;
     raw.write(untyped(SSL_REQUEST));
@@ -181,7 +160,7 @@ class Attempt {
         servername: net.isIP(this.host) ? undefined : this.host })); // SNI must not be an IP (RFC 6066)
       s.once('error', reject).once('secureConnect', () => { s.off('error', reject); resolve(s); });
     });
-    this.phase = 'startup';
+    this.phase = 'login';
     this.inbox.attach(secure);
     return true;
   }
@@ -191,9 +170,7 @@ class Attempt {
 async function bounded<T>(a: Attempt, ms: number, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
   const stop = (e: WicketError): void => { a.inbox.fail(e); a.socket?.destroy(e); };
   const onAbort = (): void => stop(a.error('connection attempt aborted'));
-  const timer = setTimeout(() => stop(a.phase === 'connect'
-    ? a.error(`cannot connect to ${a.addr}: timed out after ${ms} ms`)
-    : a.error(`${a.addr} did not finish startup within ${ms} ms`)), ms);
+  const timer = setTimeout(() => stop(a.timedOut(ms)), ms);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (signal?.aborted) throw a.error('connection attempt aborted');

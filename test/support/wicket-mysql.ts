@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { startWicket, type Running } from '../../src/runtime.js';
 import { makePasswordCredential } from '../../src/auth/password.js';
-import type { AuditEvent } from '../../src/store/types.js';
 import { tmpDir } from './cli.js';
+import { auditEvents } from './wicket-pg.js';
 
 const run = promisify(execFile);
 
@@ -84,14 +84,4 @@ export function mysql2Connect(b: MyBroker, o: { user: string; password: string; 
   });
 }
 
-export async function auditOf(b: MyBroker, kind: string): Promise<AuditEvent[]> {
-  await b.running.audit.flush();
-  const out: AuditEvent[] = [];
-  for (let after = 0; ;) {
-    const page = await b.running.store.readAudit(after, 1000);
-    if (page.length === 0) break;
-    out.push(...page.filter((e) => e.kind === kind));
-    after = page[page.length - 1]!.seq;
-  }
-  return out;
-}
+export const auditOf = auditEvents;

@@ -132,7 +132,8 @@ export async function loginError(b: Broker, o: Parameters<typeof pgConnect>[1]):
 }
 
 /** Audit events of `kind` (after flushing the writer). */
-export async function auditEvents(b: Broker, kind: string): Promise<AuditEvent[]> {
+/** Every audit event of `kind` the broker has written (after flushing). Works for any in-process broker. */
+export async function auditEvents(b: Pick<Broker, 'running'>, kind: string): Promise<AuditEvent[]> {
   await b.running.audit.flush();
   const out: AuditEvent[] = [];
   for (let after = 0; ;) {
