@@ -83,7 +83,11 @@ export class MysqlRelay {
   private lastClientSeq = 0;
   private notified = false;
   private lastPrepared = -1;
+  /** Bytes for the client / the upstream, written together once a chunk has been handled. */
   private out: Buffer[] = [];
+  private upOut: Buffer[] = [];
+  /** Resolves the client pause while wicket's own statement is answered. */
+  private internalDone: (() => void) | null = null;
 
   constructor(private readonly o: MysqlRelayOptions) {
     this.fromClient = new PacketSplitter({ maxBytes: o.maxPacketBytes });
@@ -113,8 +117,6 @@ export class MysqlRelay {
     this.o.upstream.write(encodePacket(0, payload).bytes);
     this.pauseClient('internal', new Promise<void>((resolve) => (this.internalDone = resolve)));
   }
-
-  private internalDone: (() => void) | null = null;
 
   private pauseClient(reason: 'upstream' | 'audit' | 'internal', until: Promise<void>): void {
     if (this.clientPause.has(reason)) return;
@@ -152,8 +154,6 @@ export class MysqlRelay {
     }
     this.flushUpstream();
   }
-
-  private upOut: Buffer[] = [];
 
   private toUpstream(p: LogicalPacket): void {
     this.upOut.push(p.raw ?? encodePacket(p.seq, p.payload).bytes);

@@ -57,7 +57,10 @@ export class MysqlConnection {
   private hello: HandshakeResponse | null = null;
   private user = '';
   private target = '';
-  private plugin = '';
+  /** After an auth switch to caching_sha2_password the first answer is the scramble: ask for the password. */
+  private switched = false;
+  /** Bytes before TLS: the client's first packet is read by hand, so what follows an SSLRequest (its TLS hello) goes to TLS. */
+  private pre: Buffer = Buffer.alloc(0);
   private session: ActiveSession | null = null;
   private relay: MysqlRelay | null = null;
   private readonly authTimer: NodeJS.Timeout;
@@ -90,9 +93,6 @@ export class MysqlConnection {
       this.refuse(ER.HANDSHAKE, '08S01', `bad handshake: ${errorMessage(err)}`);
     }
   }
-
-  /** Bytes before TLS: the client's first packet is read by hand, so what follows an SSLRequest (its TLS hello) goes to TLS. */
-  private pre: Buffer = Buffer.alloc(0);
 
   private beforeTls(chunk: Buffer): void {
     this.pre = this.pre.length ? Buffer.concat([this.pre, chunk]) : chunk;
@@ -136,23 +136,17 @@ export class MysqlConnection {
     if (wait > 0) return this.refuse(ER.ACCESS_DENIED, '28000', `too many failed login attempts; try again in ${Math.ceil(wait / 1000)} s`);
     this.state = 'auth';
     if (h.authPlugin === 'mysql_clear_password' && h.authResponse.length > 0) {
-      this.plugin = 'mysql_clear_password';
       return void this.password(h.authResponse).catch((err: unknown) => this.refuse(ER.ACCESS_DENIED, '28000', errorMessage(err)));
     }
     if (h.authPlugin === 'caching_sha2_password') {
       // The scramble cannot be checked without a password equivalent: ask for full authentication (inside TLS).
-      this.plugin = 'caching_sha2_password';
       this.write(Buffer.from([0x01, CACHING_SHA2.FULL_AUTH]));
       return;
     }
     // Any other plugin: switch to one that sends the password (the client chose; we name ours).
-    this.plugin = 'caching_sha2_password';
     this.write(authSwitchRequest('caching_sha2_password', Buffer.concat([this.scramble, Buffer.from([0])])));
     this.switched = true;
   }
-
-  /** After an auth switch to caching_sha2_password the first answer is the scramble: ask for the password. */
-  private switched = false;
 
   private upgrade(rest: Buffer): void {
     // Paused, so the client's TLS hello already read stays buffered: TLSSocket takes buffered bytes first.
