@@ -60,6 +60,9 @@ export function tokenUsable(t: TokenRecord, now: number): boolean {
   return t.revokedAt === null && (t.expiresAt === null || now < t.expiresAt);
 }
 
+/** How stale a token's last_used_at may get (it answers "is this token still in use?", not "when exactly"). */
+const TOUCH_EVERY_MS = 60_000;
+
 /** The token record when `secret` is a live token of `user`, else null. */
 export async function verifyToken(store: Store, user: string, secret: string, now: number): Promise<TokenRecord | null> {
   const m = TOKEN_RE.exec(secret);
@@ -69,6 +72,7 @@ export async function verifyToken(store: Store, user: string, secret: string, no
   const a = Buffer.from(sha256Hex(secret), 'hex');
   const b = Buffer.from(rec.hash, 'hex');
   if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
-  await store.touchToken(rec.id, now);
+  // At most once a minute: a write per API call would queue behind the search indexer's write lock.
+  if (rec.lastUsedAt === null || now - rec.lastUsedAt >= TOUCH_EVERY_MS) await store.touchToken(rec.id, now);
   return rec;
 }
