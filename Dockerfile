@@ -23,6 +23,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/web/public ./web/public
 COPY package.json ./
 COPY examples ./examples
 RUN mkdir -p /etc/wicket /var/lib/wicket/data && chown -R wicket:wicket /var/lib/wicket

@@ -19,8 +19,20 @@
  * writer to `failed`, onError listeners hear once (the broker ends the
  * session), further calls are no-ops and close() rejects. Batching, fsync
  * cadence and backpressure are DurableAppender's (appender.ts).
+ *
+ * Live watchers (Broker.watch, web/live.ts): subscribe() hears every event
+ * line from the moment it is appended, the very bytes the file gets, and
+ * returns the byte offset where those lines start. Everything before that
+ * offset is the file's prefix: whenWritten(offset) waits until the appender
+ * has written it and readCastLines() streams it back. Subscription and offset
+ * are taken in one synchronous step, so each line is either in the prefix or
+ * heard live, never both, never neither. Listeners run synchronously on the
+ * hot path and must only queue (a listener that throws is dropped, the
+ * recording goes on).
  */
+import { open } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WicketError, errorMessage } from '../src/errors.js';
 import type { TerminalRecorder } from '../src/session.js';
 import { DurableAppender, type AppenderOptions } from './appender.js';
@@ -52,6 +64,18 @@ export interface CastDigest {
 
 export type CastWriterState = 'open' | 'closing' | 'closed' | 'failed';
 
+/** Hears one recorded event line, `[t,"o",data]\n`, exactly as appended to the file. The buffer is shared: do not modify it. */
+export type CastLineListener = (line: Buffer) => void;
+
+export interface CastSubscription {
+  /** File bytes (header included) recorded before the subscription; every later line goes to the listener. */
+  readonly offset: number;
+  unsubscribe(): void;
+}
+
+/** How often whenWritten() looks at the appender's progress (it has no write-completion event). */
+const WRITTEN_POLL_MS = 10;
+
 const isDim = (n: number): boolean => Number.isInteger(n) && n > 0 && n <= 65_535;
 
 export class CastWriter implements TerminalRecorder {
@@ -60,13 +84,18 @@ export class CastWriter implements TerminalRecorder {
   private lastTime = 0;
   private closing: Promise<CastDigest> | null = null;
   private failure: WicketError | null = null;
+  /** Bytes handed to the appender so far (header included), written or not: where the next line starts. */
+  private appended: number;
+  private readonly subscribers = new Set<CastLineListener>();
 
   private constructor(
     readonly path: string,
     private readonly file: DurableAppender,
     private readonly clock: () => number,
     private readonly t0: number,
-  ) {}
+  ) {
+    this.appended = file.bytesWritten;
+  }
 
   /** Creates the file (never overwrites) with a durable header; throws WICKET_ERR_RECORDING on any failure. */
   static async open(path: string, header: CastWriterHeader, opts: CastWriterOptions = {}): Promise<CastWriter> {
@@ -143,6 +172,34 @@ export class CastWriter implements TerminalRecorder {
     this.record('m', label);
   }
 
+  /**
+   * Live subscription: `listener` hears every event line appended from now on.
+   * The returned offset is the length of the file prefix recorded before
+   * (read it with whenWritten + readCastLines): together they are the whole
+   * recording with no gap and no overlap.
+   */
+  subscribe(listener: CastLineListener): CastSubscription {
+    const wrapped: CastLineListener = (line) => listener(line);
+    this.subscribers.add(wrapped);
+    return { offset: this.appended, unsubscribe: () => void this.subscribers.delete(wrapped) };
+  }
+
+  /**
+   * Resolves once the first `offset` bytes are in the file (written, readable
+   * through another descriptor; not necessarily fsynced). Rejects with the
+   * recording's error if writing failed, or with the signal's reason.
+   */
+  async whenWritten(offset: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      if (this.file.bytesWritten >= offset) return;
+      const st = this.file.state;
+      if (st === 'failed') throw this.wrap(this.file.error);
+      if (st === 'closed') throw this.wrap(new Error(`closed at ${this.file.bytesWritten} bytes, before byte ${offset} was written`));
+      await sleep(WRITTEN_POLL_MS, undefined, { signal });
+    }
+  }
+
   /** Writes and fsyncs everything recorded so far (for callers that must not run ahead of the disk). */
   async sync(): Promise<void> {
     await this.file.sync().catch((e: unknown) => {
@@ -169,7 +226,7 @@ export class CastWriter implements TerminalRecorder {
   private record(code: CastEventCode, data: string): void {
     if (data === '' && code !== 'm') return;
     if (this.file.state !== 'open') return;
-    this.file.append(Buffer.from(`${encodeEvent(this.tick(), code, data)}\n`, 'utf8'));
+    this.appendLine(Buffer.from(`${encodeEvent(this.tick(), code, data)}\n`, 'utf8'));
   }
 
   /** body: JSON string body bytes from an encoder, only valid until its next call (encodeEventLine copies). */
@@ -177,7 +234,23 @@ export class CastWriter implements TerminalRecorder {
     // Nothing decoded (the chunk only fed a held partial character): no event, as for an empty string.
     if (body.length === 0) return;
     if (this.file.state !== 'open') return;
-    this.file.append(encodeEventLine(this.tick(), code, body));
+    this.appendLine(encodeEventLine(this.tick(), code, body));
+  }
+
+  /** The one place lines reach the file, so watchers hear exactly what is recorded, in order. */
+  private appendLine(line: Buffer): void {
+    this.file.append(line);
+    this.appended += line.length;
+    if (this.subscribers.size === 0) return;
+    for (const l of this.subscribers) {
+      try {
+        l(line);
+      } catch (err) {
+        // A watcher's bug must never stop or fail the recording: it just stops hearing.
+        this.subscribers.delete(l);
+        process.emitWarning(`CastWriter subscriber threw: ${errorMessage(err)}`);
+      }
+    }
   }
 
   /** Seconds since open() for the next event. */
@@ -192,5 +265,42 @@ export class CastWriter implements TerminalRecorder {
   private wrap(e: unknown): WicketError {
     this.failure ??= new WicketError('WICKET_ERR_RECORDING', `recording ${this.path} failed: ${errorMessage(e)}`, { path: this.path });
     return this.failure;
+  }
+}
+
+/**
+ * The file's first `end` bytes as whole lines (each with its "\n"), in
+ * batches of about `chunkBytes`. `end` must be a line boundary, e.g. a
+ * CastSubscription offset once whenWritten(offset) resolved; the file may
+ * grow meanwhile, only the prefix is read. Memory: one chunk plus at most one
+ * line spanning chunks.
+ */
+export async function* readCastLines(path: string, end: number, opts: { readonly signal?: AbortSignal; readonly chunkBytes?: number } = {}): AsyncGenerator<Buffer[]> {
+  const chunkBytes = Math.max(1024, opts.chunkBytes ?? 64 * 1024);
+  const fh = await open(path, 'r');
+  try {
+    let pos = 0;
+    let carry: Buffer[] = [];
+    while (pos < end) {
+      opts.signal?.throwIfAborted();
+      const buf = Buffer.allocUnsafe(Math.min(chunkBytes, end - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) throw new WicketError('WICKET_ERR_RECORDING', `${path}: ends at byte ${pos}, expected at least ${end}`, { path });
+      pos += bytesRead;
+      const data = buf.subarray(0, bytesRead);
+      const lines: Buffer[] = [];
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+        const piece = data.subarray(start, nl + 1);
+        lines.push(carry.length > 0 ? Buffer.concat([...carry, piece]) : piece);
+        carry = [];
+        start = nl + 1;
+      }
+      if (start < data.length) carry.push(data.subarray(start));
+      if (lines.length > 0) yield lines;
+    }
+    if (carry.length > 0) throw new WicketError('WICKET_ERR_RECORDING', `${path}: byte ${end} is not at the end of a line`, { path });
+  } finally {
+    await fh.close();
   }
 }

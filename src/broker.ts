@@ -5,6 +5,15 @@
  * expiry or recorder failure. Changes made by the CLI or another broker
  * arrive through the store's control queue, polled every `pollMs`, which
  * works the same on one SQLite file or a shared PostgreSQL store.
+ *
+ * Live watchers (watch(), used by web/live.ts) subscribe to what a session
+ * records as it is recorded: terminal sessions' asciicast lines (through
+ * CastWriter.subscribe) or, for sessions without a terminal recording, the
+ * session events as they are queued for the audit log; then 'end'. Each
+ * subscription comes with its backlog (what was recorded before it), read
+ * from the recording on disk or the store, so backlog + live is the whole
+ * session with no gap and no duplicate. Listeners run synchronously on the
+ * session's path and must only queue; a listener that throws is dropped.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,9 +24,9 @@ import type { Allow, Decision, DenyReason } from './policy/types.js';
 import type { AuditWriter } from './audit/writer.js';
 import type { ControlRecord, SessionRecord, Store } from './store/types.js';
 import type { SessionEvent, SessionHandle, SessionOutcome, SessionRequest, TerminalRecorder } from './session.js';
-import { CastWriter } from '../recordings/terminal.js';
+import { CastWriter, readCastLines } from '../recordings/terminal.js';
 import { recordingPath } from '../recordings/paths.js';
-import { sessionEventToAudit } from '../recordings/queries.js';
+import { sessionEventToAudit, type RecordingAuditInput } from '../recordings/queries.js';
 
 export interface BrokerOptions {
   readonly config: () => Config;
@@ -49,6 +58,41 @@ export interface ActiveSession {
   end(outcome: SessionOutcome): Promise<void>;
 }
 
+/** A session event as queued for the audit log (the audit row without its chain fields). */
+export type WatchedEvent = RecordingAuditInput;
+
+/** One piece of a watched session, in recording order. */
+export type WatchItem =
+  /** The asciicast header line as recorded (a JSON object, then "\n"). */
+  | { readonly type: 'header'; readonly line: Buffer }
+  /** One asciicast event line as recorded, `[t,"o",data]\n` (shared: do not modify). */
+  | { readonly type: 'cast'; readonly line: Buffer }
+  /** The session's n-th event (1-based) as it went to the audit log: sessions without a terminal recording. */
+  | { readonly type: 'event'; readonly n: number; readonly event: WatchedEvent };
+
+export type WatchMessage = WatchItem | { readonly type: 'end'; readonly status: SessionRecord['status']; readonly reason: string | null };
+
+/** Called synchronously on the session's path: queue, never block or do I/O. */
+export type WatchListener = (m: WatchMessage) => void;
+
+/** A live subscription (Broker.watch). */
+export interface SessionWatch {
+  readonly record: SessionRecord;
+  readonly mode: 'terminal' | 'events';
+  /**
+   * Everything recorded before the subscription, in batches: the header and
+   * cast lines from the file, or events 1..n from the store. The listener's
+   * messages continue exactly where it stops. Read once.
+   */
+  backlog(signal?: AbortSignal): AsyncIterable<readonly WatchItem[]>;
+  /** Unsubscribe (idempotent). */
+  close(): void;
+}
+
+/** The audit kinds session events become (sessionEventToAudit); only broker emits write them with a sessionId. */
+const EVENT_KINDS: ReadonlySet<string> = new Set(['query', 'command', 'file', 'forward', 'refused']);
+const EVENT_BATCH = 500;
+
 interface Entry {
   record: SessionRecord;
   decision: Allow;
@@ -56,6 +100,10 @@ interface Entry {
   cast: CastWriter | null;
   terminatedBy: string | null;
   ended: Promise<void> | null;
+  /** Events emitted so far (numbering for watchers). */
+  emitted: number;
+  /** Hear 'end'; and 'event' when there is no cast (terminal watchers take cast lines instead). */
+  watchers: Set<WatchListener>;
 }
 
 const DENY_CODES: Record<DenyReason, ErrorCode> = {
@@ -67,6 +115,18 @@ const DENY_CODES: Record<DenyReason, ErrorCode> = {
   no_rule: 'WICKET_ERR_POLICY_DENY',
   approval_required: 'WICKET_ERR_APPROVAL_REQUIRED',
 };
+
+/** Tells every watcher; one that throws is dropped (the session must not notice). */
+function notify(entry: Entry, m: WatchMessage): void {
+  for (const w of entry.watchers) {
+    try {
+      w(m);
+    } catch (err) {
+      entry.watchers.delete(w);
+      process.emitWarning(`session watcher threw: ${errorMessage(err)}`);
+    }
+  }
+}
 
 /** Sortable, short, URL- and path-safe session ids: time in base36 + 48 random bits. */
 export function newSessionId(now: number): string {
@@ -153,7 +213,7 @@ export class Broker {
       await cast?.close().catch(() => undefined);
       throw new WicketError('WICKET_ERR_RECORDING', `cannot record session: ${errorMessage(err)}`);
     }
-    const entry: Entry = { record, decision, handle, cast, terminatedBy: null, ended: null };
+    const entry: Entry = { record, decision, handle, cast, terminatedBy: null, ended: null, emitted: 0, watchers: new Set() };
     this.live.set(id, entry);
     cast?.onError((err) => this.terminate(id, `recording failed: ${err.message}`));
     return this.activeSession(entry);
@@ -164,7 +224,13 @@ export class Broker {
     const { id, user, target } = entry.record;
     return {
       id, decision: entry.decision, record: entry.record, terminal: entry.cast,
-      emit: (event) => audit.append(sessionEventToAudit(event, { actor: user, sessionId: id, target })),
+      emit: (event) => {
+        const row = sessionEventToAudit(event, { actor: user, sessionId: id, target });
+        const more = audit.append(row); // throws when not queued: then no watcher hears of it either
+        const n = ++entry.emitted;
+        if (entry.cast === null && entry.watchers.size > 0) notify(entry, { type: 'event', n, event: row });
+        return more;
+      },
       drained: () => audit.drained(),
       end: (outcome) => (entry.ended ??= this.finish(entry, outcome)),
     };
@@ -192,7 +258,73 @@ export class Broker {
       });
     } finally {
       this.live.delete(entry.record.id);
+      notify(entry, { type: 'end', status, reason });
+      entry.watchers.clear();
     }
+  }
+
+  /**
+   * Subscribes `listener` to a live session on this broker (null when it is
+   * not here or already ending). No gap, no duplicate: the listener is added
+   * and the backlog's extent fixed in one synchronous step, so every line or
+   * event lands in exactly one of backlog() and the listener.
+   *
+   * - Terminal sessions: the backlog is the .cast file's prefix up to the
+   *   subscription's offset, read from disk once the appender has written it;
+   *   no extra copy of the session is kept in memory.
+   * - Other sessions: the backlog is the first n events, n = events emitted
+   *   before the subscription, read from the store after an audit flush (the
+   *   audit queue is written in emit order).
+   */
+  watch(id: string, listener: WatchListener): SessionWatch | null {
+    const entry = this.live.get(id);
+    if (!entry || entry.ended !== null) return null;
+    const { store, audit } = this.opts;
+    const cast = entry.cast;
+    entry.watchers.add(listener);
+    const sub = cast?.subscribe((line) => listener({ type: 'cast', line })) ?? null;
+    const n0 = entry.emitted;
+    const record = entry.record;
+    let read = false;
+    async function* castBacklog(signal?: AbortSignal): AsyncGenerator<readonly WatchItem[]> {
+      if (!cast || !sub) return;
+      await cast.whenWritten(sub.offset, signal);
+      let first = true;
+      for await (const lines of readCastLines(cast.path, sub.offset, { signal })) {
+        yield lines.map((line): WatchItem => {
+          if (!first) return { type: 'cast', line };
+          first = false;
+          return { type: 'header', line };
+        });
+      }
+    }
+    async function* eventBacklog(signal?: AbortSignal): AsyncGenerator<readonly WatchItem[]> {
+      if (n0 === 0) return;
+      await audit.flush();
+      signal?.throwIfAborted();
+      const rows = (await store.sessionEvents(id)).filter((e) => EVENT_KINDS.has(e.kind));
+      if (rows.length < n0) throw new WicketError('WICKET_ERR_RECORDING', `session ${id}: ${n0} events emitted but ${rows.length} in the store`);
+      for (let i = 0; i < n0; i += EVENT_BATCH) {
+        signal?.throwIfAborted();
+        yield rows.slice(i, Math.min(i + EVENT_BATCH, n0)).map((e, j): WatchItem => ({
+          type: 'event', n: i + j + 1,
+          event: { ts: e.ts, kind: e.kind, actor: e.actor, sessionId: id, target: e.target ?? record.target, data: { ...e.data } },
+        }));
+      }
+    }
+    return {
+      record,
+      mode: cast ? 'terminal' : 'events',
+      backlog: (signal) => {
+        if (read) throw new Error('SessionWatch.backlog() may be read once');
+        read = true;
+        return cast ? castBacklog(signal) : eventBacklog(signal);
+      },
+      close: () => {
+        entry.watchers.delete(listener);
+        sub?.unsubscribe();
+      },
+    };
   }
 
   /** Ends a live session on this broker. Returns false when it is not here. */

@@ -1,12 +1,16 @@
 /**
  * The HTTP app (DESIGN.md §6): the health check that load balancers,
- * Docker's HEALTHCHECK and tests poll, and the JSON API under /api (login,
- * just-in-time access requests, segment lockdown). The viewer mounts here in
- * later issues.
+ * Docker's HEALTHCHECK and tests poll, the JSON API under /api (login, me,
+ * sessions and their recordings, kill, audit and its verification, the
+ * access map, just-in-time requests, segment lockdown), and the viewer's
+ * pages (web/static.ts, web/public). The live tail is a WebSocket on the
+ * same server (web/live.ts).
  *
- * Every response is JSON. No CORS headers are ever sent (the viewer is
- * same-origin), request bodies are capped, and `trust proxy` stays off:
- * identity and addresses never come from client-supplied headers.
+ * API responses are JSON; every response carries the security headers
+ * (CSP without inline scripts, no framing, nosniff, no referrer). No CORS
+ * headers are ever sent (the viewer is same-origin), request bodies are
+ * capped, and `trust proxy` stays off: identity and addresses never come
+ * from client-supplied headers.
  */
 import express, { type Express } from 'express';
 import type { Broker } from '../src/broker.js';
@@ -18,6 +22,11 @@ import { authenticate, loginRouter, WebSessions, type AuthDeps } from './api/aut
 import { errorHandler, sendError } from './api/errors.js';
 import { requestsRouter } from './api/requests.js';
 import { segmentsRouter } from './api/segments.js';
+import { auditRouter } from './api/audit.js';
+import { mapRouter } from './api/map.js';
+import { meRouter } from './api/me.js';
+import { sessionsRouter } from './api/sessions.js';
+import { securityHeaders, viewerRouter } from './static.js';
 
 /** Request bodies above this are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -52,6 +61,7 @@ export function createApp(deps: WebDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false); // identity and addresses never come from client-supplied headers
+  app.use(securityHeaders); // CSP, nosniff, no-referrer, no framing on every response (web/static.ts)
   app.get('/healthz', (_req, res) => {
     const problem = deps.unhealthy();
     res.status(problem ? 503 : 200).json({
@@ -74,7 +84,12 @@ export function createApp(deps: WebDeps): Express {
   app.use('/api', json);
   app.use('/api/requests', requestsRouter({ config: deps.config, access }));
   app.use('/api/segments', segmentsRouter({ config: deps.config, store: deps.store, audit: deps.audit, clock }));
+  app.use('/api/me', meRouter({ config: deps.config }));
+  app.use('/api/sessions', sessionsRouter({ config: deps.config, store: deps.store, audit: deps.audit, clock }));
+  app.use('/api/audit', auditRouter({ config: deps.config, store: deps.store }));
+  app.use('/api/map', mapRouter({ config: deps.config, store: deps.store }));
 
+  app.use(viewerRouter()); // the browser viewer: web/public pages, /js, /css, /vendor
   app.use((_req, res) => sendError(res, 404, 'WICKET_ERR_NOT_FOUND', 'not found'));
   app.use(errorHandler(log));
   return app;

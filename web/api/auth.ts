@@ -17,7 +17,9 @@
  * and address for passwords) and recorded as auth.fail.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { ErrorCode } from '../../src/errors.js';
 import type { Config, RoleConfig } from '../../src/config/schema.js';
 import type { AuditInput, Store } from '../../src/store/types.js';
 import { authenticateSecret } from '../../src/auth/authenticate.js';
@@ -110,11 +112,11 @@ export function userRoles(config: Config, user: string): RoleConfig[] {
 }
 
 /** The socket's address: `trust proxy` is off, so never a client-supplied header. */
-export function clientAddr(req: Request): string {
+export function clientAddr(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-function cookieValue(req: Request, name: string): string | null {
+function cookieValue(req: IncomingMessage, name: string): string | null {
   const header = req.headers.cookie;
   if (!header) return null;
   for (const part of header.split(';')) {
@@ -137,41 +139,78 @@ function throttled(res: Response, waitMs: number): void {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** Who is calling, or how to refuse them (status, code, message, response headers). */
+export type Identified =
+  | { readonly ok: true; readonly principal: Principal }
+  | { readonly ok: false; readonly status: 401 | 429; readonly code: ErrorCode; readonly message: string; readonly headers: Readonly<Record<string, string>> };
+
+const deny401 = (message: string): Identified => ({ ok: false, status: 401, code: 'WICKET_ERR_AUTH', message, headers: { 'WWW-Authenticate': 'Bearer realm="wicket"' } });
+
+/**
+ * The bearer token or login cookie of any HTTP request, Express or not (the
+ * WebSocket upgrade in web/live.ts uses it too): throttles and records failed
+ * tokens exactly like `authenticate`, which is built on it. Checks that depend
+ * on the request method (the cookie's Content-Type rule) are the caller's.
+ */
+export async function identify(deps: AuthDeps, req: IncomingMessage): Promise<Identified> {
+  const now = deps.clock();
+  const addr = clientAddr(req);
+  const authz = req.headers.authorization;
+  if (authz !== undefined) {
+    const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authz);
+    if (!m) return deny401('Authorization must be "Bearer <token>"');
+    const keys = [`addr:${addr}`];
+    const wait = deps.throttle.retryAfter(keys, now);
+    if (wait > 0) {
+      const s = Math.max(1, Math.ceil(wait / 1000));
+      return { ok: false, status: 429, code: 'WICKET_ERR_AUTH_THROTTLED', message: `too many failed attempts; try again in ${s} s`, headers: { 'Retry-After': String(s) } };
+    }
+    const token = m[1]!;
+    // wkt_<16 hex id>_<secret>: the id finds the owner; authenticateSecret checks the whole token for that owner.
+    const rec = looksLikeToken(token) ? await deps.store.getToken(token.slice(4, 20)) : null;
+    const r = rec ? await authenticateSecret(deps.config(), deps.store, rec.user, token, now) : null;
+    if (!rec || !r?.ok || r.method !== 'token' || r.tokenId !== rec.id) {
+      deps.throttle.fail(keys, now);
+      await deps.audit({ ts: now, kind: 'auth.fail', actor: rec?.user ?? 'unknown', data: { protocol: 'http', clientAddr: addr, method: 'token', reason: rec ? 'bad or expired token' : 'unknown token' } });
+      return deny401('invalid, expired or revoked token');
+    }
+    return { ok: true, principal: { user: rec.user, via: 'token', tokenId: rec.id } };
+  }
+  const sid = cookieValue(req, SESSION_COOKIE);
+  if (sid !== null) {
+    const s = deps.sessions.lookup(sid, now);
+    if (!s || !deps.config().users.some((u) => u.name === s.user)) return deny401('login session expired or unknown; log in again');
+    return { ok: true, principal: { user: s.user, via: 'session', tokenId: null } };
+  }
+  return deny401('authentication required: send Authorization: Bearer <token>, or log in with POST /api/login');
+}
+
+/*
+ * The AuthDeps of the app built on a store (set by `authenticate`), so the
+ * WebSocket upgrade handler, which lives outside Express, checks the very
+ * same login sessions and throttle.
+ */
+const depsByStore = new WeakMap<Store, AuthDeps>();
+
+/** The AuthDeps that createApp() built for `store`, once it has (null before). */
+export function webAuthDeps(store: Store): AuthDeps | null {
+  return depsByStore.get(store) ?? null;
+}
+
 /** Requires a valid bearer token or login cookie; sets principal(req). */
 export function authenticate(deps: AuthDeps): RequestHandler {
+  depsByStore.set(deps.store, deps);
   return async (req, res, next) => {
-    const now = deps.clock();
-    const addr = clientAddr(req);
-    const authz = req.headers.authorization;
-    if (authz !== undefined) {
-      const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authz);
-      if (!m) return unauthorized(res, 'Authorization must be "Bearer <token>"');
-      const keys = [`addr:${addr}`];
-      const wait = deps.throttle.retryAfter(keys, now);
-      if (wait > 0) return throttled(res, wait);
-      const token = m[1]!;
-      // wkt_<16 hex id>_<secret>: the id finds the owner; authenticateSecret checks the whole token for that owner.
-      const rec = looksLikeToken(token) ? await deps.store.getToken(token.slice(4, 20)) : null;
-      const r = rec ? await authenticateSecret(deps.config(), deps.store, rec.user, token, now) : null;
-      if (!rec || !r?.ok || r.method !== 'token' || r.tokenId !== rec.id) {
-        deps.throttle.fail(keys, now);
-        await deps.audit({ ts: now, kind: 'auth.fail', actor: rec?.user ?? 'unknown', data: { protocol: 'http', clientAddr: addr, method: 'token', reason: rec ? 'bad or expired token' : 'unknown token' } });
-        return unauthorized(res, 'invalid, expired or revoked token');
-      }
-      principals.set(req, { user: rec.user, via: 'token', tokenId: rec.id });
-      return next();
+    const who = await identify(deps, req);
+    if (!who.ok) {
+      for (const [k, v] of Object.entries(who.headers)) res.setHeader(k, v);
+      return sendError(res, who.status, who.code, who.message);
     }
-    const sid = cookieValue(req, SESSION_COOKIE);
-    if (sid !== null) {
-      const s = deps.sessions.lookup(sid, now);
-      if (!s || !deps.config().users.some((u) => u.name === s.user)) return unauthorized(res, 'login session expired or unknown; log in again');
-      if (!SAFE_METHODS.has(req.method) && !req.is('application/json')) {
-        return sendError(res, 403, 'WICKET_ERR_FORBIDDEN', 'requests authenticated by the login cookie must send Content-Type: application/json');
-      }
-      principals.set(req, { user: s.user, via: 'session', tokenId: null });
-      return next();
+    if (who.principal.via === 'session' && !SAFE_METHODS.has(req.method) && !req.is('application/json')) {
+      return sendError(res, 403, 'WICKET_ERR_FORBIDDEN', 'requests authenticated by the login cookie must send Content-Type: application/json');
     }
-    return unauthorized(res, 'authentication required: send Authorization: Bearer <token>, or log in with POST /api/login');
+    principals.set(req, who.principal);
+    return next();
   };
 }
 
