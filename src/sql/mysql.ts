@@ -23,6 +23,7 @@
 import { createRequire } from 'node:module';
 import { DENY_SQL_CLASSES } from '../config/schema.js';
 import { Lru } from './lru.js';
+import { EMPTY, NO_CLASSES, failure, simple } from './results.js';
 import type { ClassifyEnv, Outcome } from './mysql-classify.js';
 import { classifyLexed, isError, merge, MYSQL_KEYWORD_RE, verdict } from './mysql-classify.js';
 import { dashDashComment, isMysqlSpace, isWordChar, lexMysql, mysqlTrim } from './mysql-lex.js';
@@ -33,7 +34,6 @@ export const MYSQL_CACHE_ENTRIES = 10_000;
 /** Only queries shorter than this many UTF-8 bytes are cached. */
 export const MYSQL_CACHE_MAX_BYTES = 8 * 1024;
 /** `kind` of a statement that the pre-filter let through without parsing. */
-const UNPARSED_SIMPLE = 'unparsed-simple';
 
 const cache = new Lru<string, SqlAnalysis>(MYSQL_CACHE_ENTRIES);
 
@@ -159,24 +159,6 @@ export function prefilterMysql(sql: string): string | null {
 // ---------------------------------------------------------------------------
 // analysis
 
-const NO_CLASSES: readonly never[] = Object.freeze([]);
-const EMPTY: SqlAnalysis = Object.freeze({ ok: true, statements: Object.freeze([]) });
-
-function failure(error: string): SqlAnalysis {
-  return Object.freeze({ ok: false, error });
-}
-
-function simple(text: string): SqlAnalysis {
-  const info: StatementInfo = Object.freeze({
-    text,
-    kind: UNPARSED_SIMPLE,
-    classes: NO_CLASSES,
-    writes: false,
-    readOnlyBypass: null,
-    opaque: false,
-  });
-  return Object.freeze({ ok: true, statements: Object.freeze([info]) });
-}
 
 type Analyzed = { readonly ok: true; readonly statements: StatementInfo[] } | { readonly ok: false; readonly error: string };
 

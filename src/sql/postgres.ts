@@ -21,6 +21,7 @@ import { errorMessage, WicketError } from '../errors.js';
 import { classifyPostgres } from './postgres-classify.js';
 import { pgTrim, prefilterPostgres } from './postgres-prefilter.js';
 import { Lru } from './lru.js';
+import { EMPTY, UNPARSED_SIMPLE, failure, simple } from './results.js';
 import type { AnalyzeOptions, SqlAnalysis, StatementInfo } from './types.js';
 
 /** Entries kept by the result cache. */
@@ -28,7 +29,7 @@ export const CACHE_ENTRIES = 10_000;
 /** Only queries shorter than this many UTF-8 bytes are cached. */
 export const CACHE_MAX_BYTES = 8 * 1024;
 /** `kind` of a statement that the pre-filter let through without parsing. */
-export const UNPARSED_SIMPLE = 'unparsed-simple';
+export { UNPARSED_SIMPLE };
 
 let loading: Promise<void> | null = null;
 let ready = false;
@@ -58,24 +59,6 @@ export function postgresAnalysisCacheSize(): number {
   return cache.size;
 }
 
-const NO_CLASSES: readonly never[] = Object.freeze([]);
-const EMPTY: SqlAnalysis = Object.freeze({ ok: true, statements: Object.freeze([]) });
-
-function failure(error: string): SqlAnalysis {
-  return Object.freeze({ ok: false, error });
-}
-
-function simple(text: string): SqlAnalysis {
-  const info: StatementInfo = Object.freeze({
-    text,
-    kind: UNPARSED_SIMPLE,
-    classes: NO_CLASSES,
-    writes: false,
-    readOnlyBypass: null,
-    opaque: false,
-  });
-  return Object.freeze({ ok: true, statements: Object.freeze([info]) });
-}
 
 /**
  * Source text of a statement. The parser reports stmt_location/stmt_len in
