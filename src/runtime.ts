@@ -17,6 +17,7 @@ import { ensureHostKeys, type HostKeys } from './keys.js';
 import { listen } from './util/listen.js';
 import { createApp } from '../web/app.js';
 import { attachLive, type LiveServer } from '../web/live.js';
+import { attachTerminal, type TerminalServer } from '../web/terminal.js';
 import { Throttle } from './auth/throttle.js';
 import { startPostgres, DEFAULT_MAX_MESSAGE_BYTES } from '../protocols/postgres/index.js';
 import { startSsh } from '../protocols/ssh/index.js';
@@ -84,13 +85,16 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   const addresses: Record<string, string> = {};
   const version = packageVersion();
   let live: LiveServer | null = null;
+  let terminal: TerminalServer | null = null;
   if (config.listen.web) {
     const web = createServer(createApp({
       broker, version, unhealthy: () => recordingProblem, log,
       config: () => holder.current, store, audit: async (e) => void (await audit.appendNow(e)), access,
     }));
-    // WS /api/sessions/:id/live (web/live.ts): the upgrade requests Express never sees.
-    live = attachLive(web, { broker, store, config: () => holder.current, audit: async (e) => void (await audit.appendNow(e)), log });
+    // WS /api/terminal (web/terminal.ts) answers its own path and hands every other upgrade on,
+    // so WS /api/sessions/:id/live (web/live.ts) attaches to those: the upgrade requests Express never sees.
+    terminal = attachTerminal(web, { broker, store, config: () => holder.current, audit: async (e) => void (await audit.appendNow(e)), log, limits: { upstreamTimeoutMs: 15_000 } });
+    live = attachLive(terminal.otherUpgrades, { broker, store, config: () => holder.current, audit: async (e) => void (await audit.appendNow(e)), log });
     addresses.web = await listen(web, config.listen.web, 'web');
     servers.push(web);
     log(`web listening on http://${addresses.web} (GET /healthz)`);
@@ -147,6 +151,7 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
       for (const s of servers) s.close();
       await broker.shutdown(reason);
       live?.close(); // watchers got their 'end' from the shutdown; cut any still lingering
+      terminal?.close(); // their sessions were ended by the shutdown; cut the sockets
       await Promise.all(closers.map((c) => c()));
       await audit.appendNow({ ts: Date.now(), kind: 'broker.stop', actor: 'wicket', data: { broker: broker.brokerId, reason } }).catch(() => undefined);
       await audit.close();

@@ -6,16 +6,16 @@
  *
  *   default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none' ...
  *
- * Two pages need one relaxation each, for a library and never for our own code:
+ * Three pages need one relaxation each, for a library and never for our own code:
  *
  * - session.html: asciinema-player compiles its terminal emulator from
  *   WebAssembly in the page, which CSP blocks unless script-src has
  *   'wasm-unsafe-eval'. That allows WebAssembly compilation only, not eval()
  *   and not inline scripts. The player styles through CSSOM only, so styles
  *   stay 'self'.
- * - watch.html: xterm.js writes its theme and cell sizes into <style>
- *   elements it creates and colours cells with style attributes, which needs
- *   style-src 'unsafe-inline' (styles only; scripts stay 'self').
+ * - watch.html and terminal.html: xterm.js writes its theme and cell sizes
+ *   into <style> elements it creates and colours cells with style attributes,
+ *   which needs style-src 'unsafe-inline' (styles only; scripts stay 'self').
  *
  * Recorded data (SQL, commands, output, names) is attacker-controlled: the
  * page modules only ever put it in the DOM as text (textContent, text nodes).
@@ -53,6 +53,7 @@ export const PAGES: Readonly<Record<string, string>> = {
   'session.html': csp({ 'script-src': "'self' 'wasm-unsafe-eval'" }),
   'live.html': DEFAULT_CSP,
   'watch.html': csp({ 'style-src': "'self' 'unsafe-inline'" }),
+  'terminal.html': csp({ 'style-src': "'self' 'unsafe-inline'" }),
   'requests.html': DEFAULT_CSP,
   'map.html': DEFAULT_CSP,
   'audit.html': DEFAULT_CSP,

@@ -14,10 +14,10 @@ import type { ServerChannel, Session } from 'ssh2';
 import { errorMessage } from '../../src/errors.js';
 import type { ActiveSession, TerminalOptions } from '../../src/broker.js';
 import type { FileEvent } from '../../src/session.js';
-import { TypedInput } from '../../recordings/typed.js';
 import type { Backend, ChannelKind, OpenSpec, Proc, PtyInfo } from './backend.js';
 import { SftpObserver } from './sftp.js';
 import { ScpObserver, parseScpCommand } from './scp.js';
+import { recordPty } from './pty-recording.js';
 
 /** What a channel needs from its connection. */
 export interface ChannelHost {
@@ -33,7 +33,6 @@ export interface ChannelHost {
 const ENV_ALLOWED = /^(TERM|LANG|LC_[A-Z_]+)$/;
 const MAX_ENV = 32;
 const MAX_COMMAND = 64 * 1024;
-const FLUSH_MS = 500;
 
 /** Observes a channel's byte streams for recording. */
 interface Observer {
@@ -52,7 +51,6 @@ export class SessionChannel {
   private session: ActiveSession | null = null;
   private observer: Observer | null = null;
   private finished = false;
-  private flushTimer: NodeJS.Timeout | null = null;
   private resize: ((cols: number, rows: number) => void) | null = null;
 
   constructor(
@@ -191,10 +189,9 @@ export class SessionChannel {
     if (!cast) return null;
     this.resize = (cols, rows) => cast.resize(cols, rows);
     if (this.pty) {
-      const typed = new TypedInput(cast, (command, at) => void session.emit({ type: 'command', at, source: 'typed', command }));
-      this.flushTimer = setInterval(() => typed.flush(), FLUSH_MS);
-      this.flushTimer.unref();
-      return { fromClient: (d) => typed.fromClient(d), fromServer: (d) => typed.fromServer(d), fromServerErr: (d) => typed.fromServer(d), end: () => typed.end() };
+      // TypedInput: typed commands, unechoed input redacted (pty-recording.ts, shared with the web terminal).
+      const rec = recordPty(session, cast);
+      return { fromClient: (d) => rec.fromClient(d), fromServer: (d) => rec.fromServer(d), fromServerErr: (d) => rec.fromServer(d), end: () => rec.end() };
     }
     return { fromClient: (d) => cast.input(d), fromServer: (d) => cast.output(d), fromServerErr: (d) => cast.output(d), end: () => undefined };
   }
@@ -276,7 +273,6 @@ export class SessionChannel {
   private finish(reason: string | null, status: 'ended' | 'failed' = 'ended'): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.flushTimer) clearInterval(this.flushTimer);
     try {
       this.observer?.end();
     } catch {

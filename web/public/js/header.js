@@ -5,6 +5,7 @@ import { h, replace } from './dom.js';
 const NAV = [
   ['sessions.html', 'Sessions'],
   ['live.html', 'Live'],
+  ['terminal.html', 'Terminal'],
   ['requests.html', 'Requests'],
   ['map.html', 'Access map'],
   ['audit.html', 'Audit'],
