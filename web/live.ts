@@ -34,15 +34,18 @@
  * watcher is bounded by those two caps plus one message. Clients send
  * nothing; inbound frames are capped at 1 KiB and ignored.
  */
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Broker, SessionWatch, WatchMessage } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
-import { errorMessage, type ErrorCode } from '../src/errors.js';
+import { errorMessage } from '../src/errors.js';
 import type { AuditInput, SessionRecord, Store } from '../src/store/types.js';
 import { tokenUsable } from '../src/auth/tokens.js';
 import { clientAddr, identify, userRoles, webAuthDeps, type Principal } from './api/auth.js';
+import { RefuseError, refuse, sameOrigin } from './upgrade.js';
+
+export { sameOrigin };
 
 export const LIVE_PATH = /^\/api\/sessions\/([A-Za-z0-9_-]{1,64})\/live$/;
 /** Close code for a watcher dropped because it does not keep up. */
@@ -87,49 +90,6 @@ const MAX_INBOUND_BYTES = 1024;
 const BACKLOG_HIGH_WATER = 1024 * 1024;
 /** How long a dropped watcher's close handshake may take before its socket is cut. */
 const CLOSE_GRACE_MS = 5000;
-
-class RefuseError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
-/** Answers an upgrade request with a plain HTTP error (JSON body like the API's) and closes the socket. */
-function refuse(socket: Duplex, e: RefuseError): void {
-  if (!socket.writable) return void socket.destroy();
-  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
-  const head = [
-    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Cache-Control: no-store',
-    'X-Content-Type-Options: nosniff',
-    ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`),
-  ];
-  socket.once('finish', () => socket.destroy());
-  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
-}
-
-/** The page's own origin: a browser's Origin must name this scheme-less host (and port) exactly. */
-export function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  const host = req.headers.host;
-  if (origin === undefined || host === undefined) return false;
-  try {
-    const o = new URL(origin);
-    if (o.protocol !== 'http:' && o.protocol !== 'https:') return false;
-    // Parsing the Host with the Origin's scheme normalises case and a default port.
-    return new URL(`${o.protocol}//${host}`).host === o.host && o.pathname === '/' && o.username === '' && o.password === '';
-  } catch {
-    return false;
-  }
-}
 
 /** The session's own user, or a role with `audit: true` (the same rule as GET /api/sessions/:id). */
 export function mayWatch(config: Config, user: string, session: Pick<SessionRecord, 'user'>): boolean {

@@ -43,7 +43,7 @@
  * process does not take it. Keystrokes sent before the shell started are
  * queued up to maxInputBytes * 4.
  */
-import { STATUS_CODES, createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -56,7 +56,7 @@ import { localBackend } from '../protocols/ssh/local.js';
 import { connectUpstream } from '../protocols/ssh/upstream.js';
 import { recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
 import { clientAddr, identify, webAuthDeps, type Principal } from './api/auth.js';
-import { sameOrigin } from './live.js';
+import { RefuseError, refuse, sameOrigin } from './upgrade.js';
 
 export const TERMINAL_PATH = '/api/terminal';
 /** Close code after an {"type":"error"} refusal by policy, approval, lock or limit. */
@@ -118,34 +118,6 @@ interface Request {
   readonly target: string;
   readonly cols: number;
   readonly rows: number;
-}
-
-class RefuseError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
-/** Answers an upgrade request with a plain HTTP error (JSON body like the API's) and closes the socket (as web/live.ts). */
-function refuse(socket: Duplex, e: RefuseError): void {
-  if (!socket.writable) return void socket.destroy();
-  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
-  const head = [
-    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`,
-    'Connection: close',
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Cache-Control: no-store',
-    'X-Content-Type-Options: nosniff',
-    ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`),
-  ];
-  socket.once('finish', () => socket.destroy());
-  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 /** A WebSocket close reason: at most 123 bytes of UTF-8, cut at a character boundary. */

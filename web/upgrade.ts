@@ -1,0 +1,52 @@
+/**
+ * What the WebSocket endpoints (web/live.ts, web/terminal.ts) share before a
+ * 101: refusing an upgrade with a plain HTTP answer (a JSON body like the
+ * API's, never a 101), and the Origin check that is a WebSocket's CSRF
+ * protection when the login cookie authenticates it.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ErrorCode } from '../src/errors.js';
+
+export class RefuseError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Answers an upgrade request with a plain HTTP error (JSON body like the API's) and closes the socket. */
+export function refuse(socket: Duplex, e: RefuseError): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  const head = [
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    'X-Content-Type-Options: nosniff',
+    ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** The page's own origin: a browser's Origin must name this scheme-less host (and port) exactly. */
+export function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  const host = req.headers.host;
+  if (origin === undefined || host === undefined) return false;
+  try {
+    const o = new URL(origin);
+    if (o.protocol !== 'http:' && o.protocol !== 'https:') return false;
+    // Parsing the Host with the Origin's scheme normalises case and a default port.
+    return new URL(`${o.protocol}//${host}`).host === o.host && o.pathname === '/' && o.username === '' && o.password === '';
+  } catch {
+    return false;
+  }
+}
