@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigHolder } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { openStore } from './store/open.js';
-import type { Store } from './store/types.js';
+import type { AuditInput, Store } from './store/types.js';
 import { AuditWriter } from './audit/writer.js';
 import { Notifier } from './notify/notifier.js';
 import { AccessService } from './access/service.js';
@@ -69,7 +69,9 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   const broker = new Broker({ config: () => holder.current, store, audit, pollMs: opts.pollMs });
   await broker.start();
   await notifier.start(store, broker.brokerId);
-  const access = new AccessService({ config: () => holder.current, store, audit: async (e) => void (await audit.appendNow(e)) });
+  /** Durable audit append for the access service and the web endpoints (they report success only once it is written). */
+  const auditNow = async (e: AuditInput): Promise<void> => void (await audit.appendNow(e));
+  const access = new AccessService({ config: () => holder.current, store, audit: auditNow });
   // Pending requests and grants lapse on their own: record it (request.expired, grant.expired) every second.
   // The broker itself ends sessions at their grant's expiry.
   let sweeping = false;
@@ -89,12 +91,12 @@ export async function startWicket(configPath: string, opts: StartOptions = {}): 
   if (config.listen.web) {
     const web = createServer(createApp({
       broker, version, unhealthy: () => recordingProblem, log,
-      config: () => holder.current, store, audit: async (e) => void (await audit.appendNow(e)), access,
+      config: () => holder.current, store, audit: auditNow, access,
     }));
     // WS /api/terminal (web/terminal.ts) answers its own path and hands every other upgrade on,
     // so WS /api/sessions/:id/live (web/live.ts) attaches to those: the upgrade requests Express never sees.
-    terminal = attachTerminal(web, { broker, store, config: () => holder.current, audit: async (e) => void (await audit.appendNow(e)), log, limits: { upstreamTimeoutMs: 15_000 } });
-    live = attachLive(terminal.otherUpgrades, { broker, store, config: () => holder.current, audit: async (e) => void (await audit.appendNow(e)), log });
+    terminal = attachTerminal(web, { broker, store, config: () => holder.current, audit: auditNow, log, limits: { upstreamTimeoutMs: 15_000 } });
+    live = attachLive(terminal.otherUpgrades, { broker, store, config: () => holder.current, audit: auditNow, log });
     addresses.web = await listen(web, config.listen.web, 'web');
     servers.push(web);
     log(`web listening on http://${addresses.web} (GET /healthz)`);

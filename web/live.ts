@@ -40,10 +40,10 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { Broker, SessionWatch, WatchMessage } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
 import { errorMessage } from '../src/errors.js';
-import type { AuditInput, SessionRecord, Store } from '../src/store/types.js';
+import type { SessionRecord } from '../src/store/types.js';
 import { tokenUsable } from '../src/auth/tokens.js';
 import { clientAddr, identify, userRoles, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin } from './upgrade.js';
+import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
 
 export { sameOrigin };
 
@@ -68,14 +68,8 @@ export interface LiveLimits {
   readonly recheckMs?: number;
 }
 
-export interface LiveDeps {
-  readonly broker: Broker;
-  readonly store: Store;
-  readonly config: () => Config;
-  /** Durable audit append (session.watch rows). */
-  readonly audit: (e: AuditInput) => Promise<void>;
-  readonly clock?: () => number;
-  readonly log?: (line: string) => void;
+/** `audit` receives the session.watch / session.watch_denied rows. */
+export interface LiveDeps extends WsEndpointDeps {
   readonly limits?: LiveLimits;
 }
 

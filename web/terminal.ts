@@ -50,13 +50,12 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { ActiveSession, Broker, TerminalOptions } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
 import { WicketError, errorMessage, type ErrorCode } from '../src/errors.js';
-import type { AuditInput, Store } from '../src/store/types.js';
 import { remoteBackend, type Backend, type Proc, type PtyInfo } from '../protocols/ssh/backend.js';
 import { localBackend } from '../protocols/ssh/local.js';
 import { connectUpstream } from '../protocols/ssh/upstream.js';
 import { recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
 import { clientAddr, identify, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin } from './upgrade.js';
+import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
 
 export const TERMINAL_PATH = '/api/terminal';
 /** Close code after an {"type":"error"} refusal by policy, approval, lock or limit. */
@@ -87,14 +86,8 @@ export interface TerminalLimits {
   readonly upstreamTimeoutMs?: number;
 }
 
-export interface TerminalDeps {
-  readonly broker: Broker;
-  readonly store: Store;
-  readonly config: () => Config;
-  /** Audit append (ssh.host_key_mismatch rows; the broker writes the session's own). */
-  readonly audit: (e: AuditInput) => Promise<void>;
-  readonly clock?: () => number;
-  readonly log?: (line: string) => void;
+/** `audit` receives ssh.host_key_mismatch rows (the broker writes the session's own). */
+export interface TerminalDeps extends WsEndpointDeps {
   readonly limits?: TerminalLimits;
 }
 

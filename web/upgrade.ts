@@ -6,7 +6,21 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Broker } from '../src/broker.js';
+import type { Config } from '../src/config/schema.js';
 import type { ErrorCode } from '../src/errors.js';
+import type { AuditInput, Store } from '../src/store/types.js';
+
+/** What every WebSocket endpoint gets from the running broker. */
+export interface WsEndpointDeps {
+  readonly broker: Broker;
+  readonly store: Store;
+  readonly config: () => Config;
+  /** Durable audit append. */
+  readonly audit: (e: AuditInput) => Promise<void>;
+  readonly clock?: () => number;
+  readonly log?: (line: string) => void;
+}
 
 export class RefuseError extends Error {
   constructor(
