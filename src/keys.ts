@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import ssh2 from './util/ssh2.js';
+import { generateEd25519 } from './util/openssh-key.js';
 
 export interface HostKeys {
   readonly sshHostKey: string;
@@ -31,7 +32,7 @@ export async function ensureHostKeys(dataDir: string): Promise<{ keys: HostKeys;
   const created: string[] = [];
   mkdirSync(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
   if (!existsSync(paths.sshHostKey)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'wicket host key' });
+    const pair = generateEd25519('wicket host key');
     writeFileSync(paths.sshHostKey, pair.private, { mode: 0o600, flag: 'wx' });
     writeFileSync(`${paths.sshHostKey}.pub`, `${pair.public}\n`, { mode: 0o644 });
     created.push(paths.sshHostKey);

@@ -7,6 +7,7 @@ import ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import { SftpObserver } from '../../../protocols/ssh/sftp.js';
 import type { FileEvent } from '../../../src/session.js';
+import { generateEd25519 } from '../../../src/util/openssh-key.js';
 
 // --- packet builders (SFTP v3: uint32 length | byte type | body) ---------
 
@@ -398,7 +399,7 @@ describe('SftpObserver on a real ssh2 + sftp-server session', () => {
     const observer = new SftpObserver((e) => events.push(e));
     let ended!: () => void;
     const channelDone = new Promise<void>((resolve) => { ended = resolve; });
-    const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
+    const hostKey = generateEd25519().private;
     const server = new ssh2.Server({ hostKeys: [hostKey] }, (conn) => {
       conn.on('authentication', (ctx) => ctx.accept());
       conn.on('ready', () => {
