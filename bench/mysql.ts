@@ -10,6 +10,9 @@
  *   - sysbench oltp_point_select --threads=8, --db-ps-mode=disable (text
  *     protocol) and --db-ps-mode=auto (server-side prepared statements):
  *     queries/s; on a table of 10,000 rows prepared once, directly.
+ *   - the same mysqlslap and sysbench runs through a plain Node pipe() relay
+ *     (procs.ts startNodePipe: no TLS, framing, auth or recording), as the
+ *     ceiling any Node relay can reach on this machine;
  *   - connect + auth + SELECT 1 + result, 100 sequential `mysql2` clients
  *     (direct and wicket in turn): median, p95.
  *   - a large result (1M rows of ~110 bytes, MariaDB's SEQUENCE engine) read
@@ -51,7 +54,7 @@ import mysql from 'mysql2/promise';
 import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { streamMysqlQuery } from './support/mysqlstream.js';
 import {
-  QUIET, cpuSeconds, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForQuiet,
+  QUIET, cpuSeconds, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForQuiet,
 } from './support/procs.js';
 
 const HOST = '127.0.0.1';
@@ -68,7 +71,7 @@ const BIG_SQL = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_1000000";
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
-type Label = 'direct' | 'wicket';
+type Label = 'direct' | 'wicket' | 'node-pipe';
 type PsMode = (typeof PS_MODES)[number];
 
 interface Endpoint {
@@ -79,7 +82,7 @@ interface Endpoint {
   readonly database: string;
   /** TLS on the client's leg (wicket requires it; the machine's MariaDB has none). */
   readonly tls: boolean;
-  /** wicket's process (none for direct). */
+  /** The relay's process: wicket's, or the plain Node pipe's (none for direct). */
   readonly pid?: number;
 }
 
@@ -333,42 +336,46 @@ export async function benchMysql(): Promise<BenchResult> {
     const idleRss = memStatus(w.ep.pid!).rssKiB;
     log(`wicket on :${w.ep.port} (pid ${w.ep.pid}, ${(idleRss / 1024).toFixed(1)} MiB RSS idle)`);
     const tlsDir = await sysbenchTlsDir(dir, w.dataDir);
+    // The floor for any Node relay: the same query workloads through a bare pipe() (no TLS, framing or recording).
+    const pipe = await startNodePipe(HOST, MY_PORT);
+    const pipeEp: Endpoint = { label: 'node-pipe', port: pipe.port, user: 'root', database, tls: false, pid: pipe.child.pid! };
+    const loadEps: Endpoint[] = [...eps, pipeEp];
     /** Queries sent through wicket, to compare with the query events it recorded. */
     let sentViaWicket = 0;
 
     // mysqlslap: a calibration run per path and concurrency (also the warmup) sizes the measured one.
     const slap = new Map<string, SlapResult>();
     for (const c of SLAP.concurrencies) {
-      for (const ep of eps) {
+      for (const ep of loadEps) {
         const cal = await mysqlslap(ep, c, SLAP.calibrationQueries * c, 1);
         const queries = Math.max(c, Math.round((cal.qps * SLAP.secondsPerIteration) / c) * c);
         log(`mysqlslap c=${c} via ${ep.label}: ${queries} queries x ${SLAP.iterations} iterations (calibrated at ${cal.qps.toFixed(0)} q/s)`);
         const r = await mysqlslap(ep, c, queries, SLAP.iterations);
         slap.set(`${c}:${ep.label}`, r);
-        if (ep.pid) sentViaWicket += cal.queries + r.queries * SLAP.iterations;
+        if (ep.label === 'wicket') sentViaWicket += cal.queries + r.queries * SLAP.iterations;
       }
     }
 
     // sysbench: a short warmup per path, then each ps-mode on each path. A wicket failure (e.g. TLS) is reported, not fatal.
     const sb = new Map<string, SysbenchResult | Error>();
-    for (const ep of eps) {
+    for (const ep of loadEps) {
       try {
         const r = await sysbench(ep, 'disable', SB.warmupSeconds, ep.tls ? tlsDir : undefined);
-        if (ep.pid) sentViaWicket += r.queries;
+        if (ep.label === 'wicket') sentViaWicket += r.queries;
       } catch (err) {
-        if (!ep.pid) throw err;
+        if (ep.label !== 'wicket') throw err;
         log(`sysbench warmup via wicket failed: ${(err as Error).message}`);
       }
     }
     for (const mode of PS_MODES) {
-      for (const ep of eps) {
+      for (const ep of loadEps) {
         log(`sysbench oltp_point_select --db-ps-mode=${mode} --threads=${SB.threads} --time=${SB.seconds} via ${ep.label}`);
         try {
           const r = await sysbench(ep, mode, SB.seconds, ep.tls ? tlsDir : undefined);
           sb.set(`${mode}:${ep.label}`, r);
-          if (ep.pid) sentViaWicket += r.queries;
+          if (ep.label === 'wicket') sentViaWicket += r.queries;
         } catch (err) {
-          if (!ep.pid) throw err;
+          if (ep.label !== 'wicket') throw err;
           log((err as Error).message);
           sb.set(`${mode}:${ep.label}`, err as Error);
         }
@@ -406,6 +413,7 @@ export async function benchMysql(): Promise<BenchResult> {
     const wicketCpuTotal = cpuOf(w.ep);
 
     await stop(w.child, 10_000);
+    await stop(pipe.child, 5_000);
     const busyEnd = await machineBusy(1000); // after wicket stopped: it may still be writing its store before
     const rec = recorded(w.dataDir);
     const seconds = (Date.now() - t0) / 1000;
@@ -424,6 +432,11 @@ export async function benchMysql(): Promise<BenchResult> {
       rows.push({
         metric: `mysqlslap c=${c}: wicket / direct`, value: slap.get(`${c}:wicket`)!.qps / slap.get(`${c}:direct`)!.qps, unit: 'ratio',
         ...(c === 8 ? { note: 'target >= 0.5' } : {}),
+      });
+      const p = slap.get(`${c}:node-pipe`)!;
+      rows.push({
+        metric: `mysqlslap c=${c}: plain Node pipe() relay / direct`, value: p.qps / slap.get(`${c}:direct`)!.qps, unit: 'ratio',
+        note: `${p.qps.toFixed(0)} queries/s; the ceiling for a Node relay here (no TLS, framing, auth or recording); pipe CPU ${us(p.cpu, p.queries * SLAP.iterations)}`,
       });
     }
     for (const mode of PS_MODES) {
@@ -447,6 +460,11 @@ export async function benchMysql(): Promise<BenchResult> {
           { metric: `${name}: wicket / direct`, value: wr.qps / d.qps, unit: 'ratio', note: 'target >= 0.5' },
         );
       }
+      const p = sb.get(`${mode}:node-pipe`) as SysbenchResult;
+      rows.push({
+        metric: `${name}: plain Node pipe() relay / direct`, value: p.qps / d.qps, unit: 'ratio',
+        note: `${p.qps.toFixed(0)} queries/s, latency avg ${p.latencyMs.toFixed(3)} ms; the ceiling for a Node relay here; pipe CPU ${p.proxyCores!.toFixed(2)} cores = ${us(p.cpu, p.queries)}`,
+      });
     }
     for (const ep of eps) {
       const c = conn.get(ep.label)!;

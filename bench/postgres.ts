@@ -26,7 +26,7 @@ import pg from 'pg';
 import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { streamQuery } from './support/pgstream.js';
 import {
-  QUIET, childPids, cpuSeconds, freePort, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, stop, waitForPort, waitForQuiet,
+  QUIET, childPids, cpuSeconds, freePort, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForPort, waitForQuiet,
 } from './support/procs.js';
 
 const HOST = '127.0.0.1';
@@ -197,25 +197,9 @@ async function pgbench(ep: Endpoint, mode: 'simple' | 'prepared', seconds: numbe
   };
 }
 
-/**
- * The floor for any Node relay on this machine: a child process that only
- * pipe()s bytes both ways (no framing, no auth, no recording). Run in the same
- * pgbench pass so the issue's premise ("a plain Node TCP relay reaches about
- * 0.85 x pgbouncer") is checked against today's machine, not assumed.
- */
-async function startNodePipe(database: string): Promise<{ ep: Endpoint; child: ReturnType<typeof spawnTracked> }> {
-  const code = `const net=require('net');const s=net.createServer({noDelay:true},(c)=>{const u=net.connect(${PG_PORT},'${HOST}');u.setNoDelay(true);c.pipe(u);u.pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());});s.listen(0,'${HOST}',()=>console.log('port',s.address().port));`;
-  const child = spawnTracked(process.execPath, ['-e', code]);
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('node pipe relay did not start')), 10_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      const m = /port (\d+)/.exec(d.toString());
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-  });
+/** The plain Node pipe() relay (procs.ts), as a pgbench endpoint: pgbouncer's premise ("about 0.85 x") checked on today's machine. */
+async function startPipeEndpoint(database: string): Promise<{ ep: Endpoint; child: ReturnType<typeof spawnTracked> }> {
+  const { port, child } = await startNodePipe(HOST, PG_PORT);
   return { ep: { label: 'node-pipe', port, user: 'postgres', database, pid: child.pid! }, child };
 }
 
@@ -302,7 +286,7 @@ export async function benchPostgres(): Promise<BenchResult> {
     mkdirSync(join(dir, 'wicket'));
     const w = await startWicketChild(join(dir, 'wicket'), database);
     const eps = [direct, bouncer.ep, w.ep];
-    const pipe = await startNodePipe(database);
+    const pipe = await startPipeEndpoint(database);
     const idleRss = memStatus(w.ep.pid!).rssKiB;
     log(`pgbouncer on :${bouncer.ep.port} (pid ${bouncer.ep.pid}), wicket on :${w.ep.port} (pid ${w.ep.pid}, ${(idleRss / 1024).toFixed(1)} MiB RSS idle)`);
 

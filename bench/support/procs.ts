@@ -220,3 +220,26 @@ export function listenerPort(child: ChildProcess & { tail: () => string }, name:
     child.once('exit', (code, signal) => fail(`wicket serve exited (${signal ?? code}) before its ${name} listener came up`));
   });
 }
+
+/**
+ * The floor for any Node relay on this machine: a child process that only
+ * pipe()s bytes both ways between its listener and host:port (no framing, no
+ * auth, no recording). The database benches run it in the same pass as
+ * wicket, so "a plain Node relay reaches about N x" is measured on today's
+ * machine, not assumed.
+ */
+export async function startNodePipe(host: string, upstreamPort: number): Promise<{ port: number; child: ChildProcess & { tail: () => string } }> {
+  const code = `const net=require('net');const s=net.createServer({noDelay:true},(c)=>{const u=net.connect(${upstreamPort},'${host}');u.setNoDelay(true);c.pipe(u);u.pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());});s.listen(0,'${host}',()=>console.log('port',s.address().port));`;
+  const child = spawnTracked(process.execPath, ['-e', code]);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('node pipe relay did not start')), 10_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      const m = /port (\d+)/.exec(d.toString());
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return { port, child };
+}
