@@ -106,6 +106,10 @@ export interface TerminalRecorder {
   output(data: Buffer): void;
   input(data: Buffer): void;
   resize(cols: number, rows: number): void;
+  /** False while the recording's disk writes lag too far behind: pause the source until drained(). */
+  readonly writable: boolean;
+  /** Resolves once the backlog is down again (or the recording is closing or failed). */
+  drained(): Promise<void>;
 }
 
 /** How a session ended, as the adapter saw it. */

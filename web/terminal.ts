@@ -53,7 +53,7 @@ import { WicketError, errorMessage, type ErrorCode } from '../src/errors.js';
 import { remoteBackend, type Backend, type Proc, type PtyInfo } from '../protocols/ssh/backend.js';
 import { localBackend } from '../protocols/ssh/local.js';
 import { connectUpstream } from '../protocols/ssh/upstream.js';
-import { recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
+import { diskGate, recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
 import { clientAddr, identify, webAuthDeps, type Principal } from './api/auth.js';
 import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
 
@@ -261,13 +261,18 @@ class WebTerminal {
   private relay(proc: Proc): void {
     const out = new StringDecoder('utf8');
     const err = new StringDecoder('utf8');
+    // Output waits for the recording when its disk writes lag.
+    const cast = this.session?.terminal ?? null;
+    const gate = cast ? diskGate(cast, () => proc.pause(), () => proc.resume()) : null;
     proc.onStdout((d) => {
       this.rec?.fromServer(d);
       this.output(out.write(d));
+      gate?.();
     });
     proc.onStderr((d) => {
       this.rec?.fromServer(d);
       this.output(err.write(d));
+      gate?.();
     });
     proc.onDrain(() => {
       if (!this.inputPaused) return;

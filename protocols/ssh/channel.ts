@@ -17,7 +17,7 @@ import type { FileEvent } from '../../src/session.js';
 import type { Backend, ChannelKind, OpenSpec, Proc, PtyInfo } from './backend.js';
 import { SftpObserver } from './sftp.js';
 import { ScpObserver, parseScpCommand } from './scp.js';
-import { recordPty } from './pty-recording.js';
+import { diskGate, recordPty } from './pty-recording.js';
 
 /** What a channel needs from its connection. */
 export interface ChannelHost {
@@ -198,19 +198,26 @@ export class SessionChannel {
 
   private relay(stream: ServerChannel, proc: Proc): void {
     const obs = this.observer;
+    // Output and input wait for the recording when its disk writes lag (sftp/scp keep no recording).
+    const cast = this.session?.terminal ?? null;
+    const outGate = cast ? diskGate(cast, () => proc.pause(), () => proc.resume()) : null;
+    const inGate = cast ? diskGate(cast, () => stream.pause(), () => stream.resume()) : null;
     proc.onStdout((d) => {
       obs?.fromServer(d);
       if (!stream.write(d)) proc.pause();
+      outGate?.();
     });
     proc.onStderr((d) => {
       obs?.fromServerErr(d);
       if (!stream.stderr.write(d)) proc.pause();
+      outGate?.();
     });
     stream.on('drain', () => proc.resume());
     stream.stderr.on('drain', () => proc.resume());
     stream.on('data', (d: Buffer) => {
       obs?.fromClient(d);
       if (!proc.write(d)) stream.pause();
+      inGate?.();
     });
     proc.onDrain(() => stream.resume());
     stream.on('end', () => proc.endInput());

@@ -42,3 +42,25 @@ export function recordPty(session: Pick<ActiveSession, 'emit'>, cast: TerminalRe
     },
   };
 }
+
+/**
+ * Holds a source back while its recording's disk writes lag (the recorder's
+ * `writable` false): the returned check, called after each chunk is recorded,
+ * pauses the source once and resumes it when the backlog has drained. So a
+ * disk slower than the session bounds wicket's memory (CastWriter's
+ * maxPendingBytes) instead of queueing the whole stream.
+ */
+export function diskGate(rec: Pick<TerminalRecorder, 'writable' | 'drained'>, pause: () => void, resume: () => void): () => void {
+  let waiting = false;
+  return () => {
+    if (!waiting && rec.writable) return;
+    // Paused again even while waiting: another reason to resume (a socket's drain) may have let data through.
+    pause();
+    if (waiting) return;
+    waiting = true;
+    void rec.drained().then(() => {
+      waiting = false;
+      resume();
+    });
+  };
+}
