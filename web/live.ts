@@ -41,9 +41,8 @@ import type { Broker, SessionWatch, WatchMessage } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
 import { errorMessage } from '../src/errors.js';
 import type { SessionRecord } from '../src/store/types.js';
-import { tokenUsable } from '../src/auth/tokens.js';
 import { clientAddr, identify, userRoles, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
+import { RefuseError, refuse, sameOrigin, tokenStillValid, type WsEndpointDeps } from './upgrade.js';
 
 export { sameOrigin };
 
@@ -361,10 +360,7 @@ export function attachLive(server: Server, deps: LiveDeps): LiveServer {
 
   /** The upgrade's checks that can change while watching: the config's roles, the token's validity. */
   async function stillAllowed(who: Principal, rec: SessionRecord): Promise<boolean> {
-    if (!mayWatch(deps.config(), who.user, rec)) return false;
-    if (who.tokenId === null) return true;
-    const t = await deps.store.getToken(who.tokenId);
-    return t !== null && t.user === who.user && tokenUsable(t, clock());
+    return mayWatch(deps.config(), who.user, rec) && tokenStillValid(deps.store, who, clock());
   }
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {

@@ -2,7 +2,8 @@
  * What the WebSocket endpoints (web/live.ts, web/terminal.ts) share before a
  * 101: refusing an upgrade with a plain HTTP answer (a JSON body like the
  * API's, never a 101), and the Origin check that is a WebSocket's CSRF
- * protection when the login cookie authenticates it.
+ * protection when the login cookie authenticates it. And, once open, whether
+ * the token a socket was opened with still stands.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,6 +11,8 @@ import type { Broker } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
 import type { ErrorCode } from '../src/errors.js';
 import type { AuditInput, Store } from '../src/store/types.js';
+import { tokenUsable } from '../src/auth/tokens.js';
+import type { Principal } from './api/auth.js';
 
 /** What every WebSocket endpoint gets from the running broker. */
 export interface WsEndpointDeps {
@@ -63,4 +66,15 @@ export function sameOrigin(req: IncomingMessage): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the credential an open socket was authenticated with still
+ * stands: a bearer token may since have been revoked or have expired. (A
+ * login cookie is checked on each request; an open socket keeps it.)
+ */
+export async function tokenStillValid(store: Store, who: Principal, now: number): Promise<boolean> {
+  if (who.tokenId === null) return true;
+  const t = await store.getToken(who.tokenId);
+  return t !== null && t.user === who.user && tokenUsable(t, now);
 }
