@@ -44,17 +44,15 @@
  *   npm run bench -- mysql
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { streamMysqlQuery } from './support/mysqlstream.js';
+import { CLI, recorded, startBenchWicket } from './support/wicket.js';
 import {
-  QUIET, cpuSeconds, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForQuiet,
+  QUIET, cpuSeconds, killAll, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForQuiet,
 } from './support/procs.js';
 
 const HOST = '127.0.0.1';
@@ -68,7 +66,6 @@ const CONNECTS = 100;
 /** Each large-result figure is the median of this many runs. */
 const BIG_RUNS = 3;
 const BIG_SQL = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_1000000";
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
 type Label = 'direct' | 'wicket' | 'node-pipe';
@@ -127,28 +124,8 @@ function cpuOf(ep: Endpoint): number {
 // ---------------------------------------------------------------- wicket
 
 async function startWicketChild(dir: string, database: string): Promise<{ ep: Endpoint; child: ReturnType<typeof spawnTracked>; dataDir: string }> {
-  const config = join(dir, 'wicket.yaml');
-  writeFileSync(config, [
-    'data_dir: ./data',
-    'store: sqlite',
-    'listen: { mysql: "127.0.0.1:0" }',
-    'segments:',
-    '  - { name: bench }',
-    'targets:',
-    `  - { name: benchmy, segment: bench, protocol: mysql, address: "${HOST}:${MY_PORT}", user: root, database: ${database}, tls: disable }`,
-    'roles:',
-    '  - name: bencher',
-    '    allow:',
-    '      - { segments: [bench], protocols: [mysql], access: write }',
-    'users:',
-    '  - { name: bench, roles: [bencher] }',
-    '',
-  ].join('\n'));
-  const password = `bench-${randomBytes(12).toString('hex')}`;
-  await run(process.execPath, [CLI, 'user', 'passwd', 'bench', '--config', config], { input: `${password}\n` });
-  const child = spawnTracked(process.execPath, [CLI, 'serve', '--config', config]);
-  const port = await listenerPort(child, 'mysql');
-  return { ep: { label: 'wicket', port, user: 'bench@benchmy', password, database, tls: true, pid: child.pid! }, child, dataDir: join(dir, 'data') };
+  const w = await startBenchWicket(dir, 'mysql', 'benchmy', `address: "${HOST}:${MY_PORT}", user: root, database: ${database}, tls: disable`);
+  return { ep: { label: 'wicket', port: w.port, user: w.user, password: w.password, database, tls: true, pid: w.child.pid! }, child: w.child, dataDir: w.dataDir };
 }
 
 /**
@@ -292,19 +269,6 @@ async function othersBusy(ep: Endpoint, cores: number): Promise<number> {
   const c0 = cpuOf(ep);
   const busy = await machineBusy(1000);
   return Math.max(0, busy - (cpuOf(ep) - c0) / cores);
-}
-
-function recorded(dataDir: string): { queries: number; sessions: number } {
-  const db = new Database(join(dataDir, 'wicket.db'), { readonly: true, fileMustExist: true });
-  try {
-    const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
-    return {
-      queries: count("SELECT count(*) AS n FROM audit_events WHERE kind = 'query'"),
-      sessions: count("SELECT count(*) AS n FROM audit_events WHERE kind = 'session.start'"),
-    };
-  } finally {
-    db.close();
-  }
 }
 
 // ---------------------------------------------------------------- the bench

@@ -20,13 +20,12 @@ import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { runIfMain, type BenchResult, type BenchRow } from './types.js';
 import { streamQuery } from './support/pgstream.js';
+import { CLI, recorded, startBenchWicket } from './support/wicket.js';
 import {
-  QUIET, childPids, cpuSeconds, freePort, killAll, listenerPort, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForPort, waitForQuiet,
+  QUIET, childPids, cpuSeconds, freePort, killAll, machineBusy, memStatus, onInterrupt, run, sampleRss, spawnTracked, startNodePipe, stop, waitForPort, waitForQuiet,
 } from './support/procs.js';
 
 const HOST = '127.0.0.1';
@@ -37,7 +36,6 @@ const CONNECTS = 200;
 const BIG_RUNS = 3;
 const BIG_SQL = "select g, repeat('x', 100) from generate_series(1,1000000) g";
 const PGBOUNCER = '/usr/sbin/pgbouncer';
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
 type Label = 'direct' | 'pgbouncer' | 'wicket' | 'node-pipe';
@@ -137,28 +135,8 @@ async function startPgbouncer(dir: string, database: string): Promise<Endpoint> 
 }
 
 async function startWicketChild(dir: string, database: string): Promise<{ ep: Endpoint; child: ReturnType<typeof spawnTracked>; dataDir: string }> {
-  const config = join(dir, 'wicket.yaml');
-  writeFileSync(config, [
-    'data_dir: ./data',
-    'store: sqlite',
-    'listen: { postgres: "127.0.0.1:0" }',
-    'segments:',
-    '  - { name: bench }',
-    'targets:',
-    `  - { name: benchpg, segment: bench, protocol: postgres, address: "${HOST}:${PG_PORT}", database: ${database}, user: postgres, tls: disable }`,
-    'roles:',
-    '  - name: bencher',
-    '    allow:',
-    '      - { segments: [bench], protocols: [postgres], access: write }',
-    'users:',
-    '  - { name: bench, roles: [bencher] }',
-    '',
-  ].join('\n'));
-  const password = `bench-${randomBytes(12).toString('hex')}`;
-  await run(process.execPath, [CLI, 'user', 'passwd', 'bench', '--config', config], { input: `${password}\n` });
-  const child = spawnTracked(process.execPath, [CLI, 'serve', '--config', config]);
-  const port = await listenerPort(child, 'postgres');
-  return { ep: { label: 'wicket', port, user: 'bench@benchpg', password, database, pid: child.pid! }, child, dataDir: join(dir, 'data') };
+  const w = await startBenchWicket(dir, 'postgres', 'benchpg', `address: "${HOST}:${PG_PORT}", database: ${database}, user: postgres, tls: disable`);
+  return { ep: { label: 'wicket', port: w.port, user: w.user, password: w.password, database, pid: w.child.pid! }, child: w.child, dataDir: w.dataDir };
 }
 
 // ---------------------------------------------------------------- workloads
@@ -233,19 +211,6 @@ async function psqlCopy(ep: Endpoint): Promise<{ bytes: number; seconds: number 
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (code !== 0) throw new Error(`psql COPY via ${ep.label} exited ${code}: ${child.tail()}`);
   return { bytes, seconds };
-}
-
-function recorded(dataDir: string): { queries: number; sessions: number } {
-  const db = new Database(join(dataDir, 'wicket.db'), { readonly: true, fileMustExist: true });
-  try {
-    const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
-    return {
-      queries: count("SELECT count(*) AS n FROM audit_events WHERE kind = 'query'"),
-      sessions: count("SELECT count(*) AS n FROM audit_events WHERE kind = 'session.start'"),
-    };
-  } finally {
-    db.close();
-  }
 }
 
 // ---------------------------------------------------------------- the bench
