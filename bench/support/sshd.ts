@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/util/free-port.js';
+import { startTime, withParentDeathSignal } from './daemon.js';
 
 const execFileP = promisify(execFile);
 
@@ -221,16 +222,6 @@ async function waitForBanner(port: number, timeoutMs: number, alive: () => boole
 
 // ------------------------------------------------------------ process tree
 
-/** Start time (clock ticks since boot) of a process, to tell it from a later one reusing its pid. */
-function startTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** Every process below `pid` (per-connection sshd, shells, commands), deepest last. */
 function descendants(pid: number): Array<{ pid: number; start: string }> {
   const out: Array<{ pid: number; start: string }> = [];
@@ -264,24 +255,6 @@ function signalIfSame(p: { pid: number; start: string }, sig: NodeJS.Signals): b
   }
 }
 
-/**
- * `setpriv --pdeathsig` (util-linux) makes the kernel send sshd SIGTERM when
- * this process dies, also when it dies without running exit handlers (a test
- * worker killed on timeout); without it such an sshd would outlive us.
- */
-let deathSignal: string[] | undefined;
-function withParentDeathSignal(): string[] {
-  if (deathSignal === undefined) {
-    try {
-      execFileSync('setpriv', ['--pdeathsig', 'TERM', '--', 'true'], { stdio: 'ignore' });
-      deathSignal = ['setpriv', '--pdeathsig', 'TERM', '--'];
-    } catch {
-      deathSignal = [];
-    }
-  }
-  return deathSignal;
-}
-
 /** sshd listeners still running, ended with SIGKILL if this process exits without stop(). */
 const running = new Set<ChildProcess>();
 let exitHook = false;
@@ -311,7 +284,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       const port = await freePort();
       await writeCheckedConfig(sshd, config, { port, dir, forwarding: opts.allowTcpForwarding ?? false, extra: opts.extraConfig ?? [] });
       // setpriv execs sshd in place: child.pid is sshd's, and sshd sees its absolute path as argv[0] (it re-execs itself).
-      const [cmd, ...args] = [...withParentDeathSignal(), sshd, '-D', '-e', '-f', config];
+      const [cmd, ...args] = [...withParentDeathSignal('TERM'), sshd, '-D', '-e', '-f', config];
       const child = start(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
       let log = '';
       // Always drain stderr: sshd logs every connection and would block on a full pipe.

@@ -34,6 +34,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { generate } from 'selfsigned';
 import { freePort } from '../../src/util/free-port.js';
+import { startTime, withParentDeathSignal } from '../../bench/support/daemon.js';
 
 const execFileP = promisify(execFile);
 const LOOPBACK = '127.0.0.1';
@@ -154,29 +155,6 @@ function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^(MYSQL|MARIADB)/i.test(k)) env[k] = v;
   return env;
-}
-
-let deathSignal: string[] | undefined;
-function withParentDeathSignal(): string[] {
-  if (deathSignal === undefined) {
-    try {
-      execFileSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore' });
-      deathSignal = ['setpriv', '--pdeathsig', 'KILL', '--'];
-    } catch {
-      deathSignal = [];
-    }
-  }
-  return deathSignal;
-}
-
-/** Start time (clock ticks since boot) of a process, to tell it from a later one reusing its pid. */
-function startTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 const PREFIX = 'wicket-mariadb-';
@@ -438,7 +416,7 @@ export async function startPrivateMariaDb(opts: MariaDbOptions = {}): Promise<Pr
         ...(opts.serverArgs ?? []),
       ];
       // setpriv execs mariadbd in place: child.pid is mariadbd's.
-      const [cmd, ...rest] = [...withParentDeathSignal(), bins.server, ...args];
+      const [cmd, ...rest] = [...withParentDeathSignal('KILL'), bins.server, ...args];
       const child = spawn(cmd!, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-8000); });
