@@ -8,9 +8,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tmpDir, wicket, wicketAsync } from '../support/cli.js';
+import { testHandle } from '../support/wicket-api.js';
 import { startWicket, type Running } from '../../src/runtime.js';
 import type { ActiveSession } from '../../src/broker.js';
-import type { SessionHandle } from '../../src/session.js';
 import { openStore } from '../../src/store/open.js';
 
 const CONFIG = `
@@ -32,21 +32,6 @@ users:
   - { name: admin, roles: [admin] }
   - { name: alice, roles: [developer] }
 `;
-
-/** The adapter side of a session, as a test double: records terminate() calls. */
-function handle(): SessionHandle & { reasons: string[]; terminated: Promise<string> } {
-  let done!: (r: string) => void;
-  const terminated = new Promise<string>((r) => (done = r));
-  const reasons: string[] = [];
-  return {
-    reasons,
-    terminated,
-    terminate(reason) {
-      reasons.push(reason);
-      done(reason);
-    },
-  };
-}
 
 describe('wicket CLI', () => {
   const dir = tmpDir();
@@ -183,8 +168,8 @@ describe('wicket CLI', () => {
     describe('with a broker running on the same store', () => {
       let shell: ActiveSession;
       let db: ActiveSession;
-      const shellHandle = handle();
-      const dbHandle = handle();
+      const shellHandle = testHandle();
+      const dbHandle = testHandle();
 
       beforeAll(async () => {
         running = await startWicket(cfg, { log: () => undefined, pollMs: 100 });
@@ -230,14 +215,14 @@ describe('wicket CLI', () => {
       });
 
       it('segment lock ends the sessions in that segment only, and refuses new ones', async () => {
-        const other = handle();
+        const other = testHandle();
         const prod = await running!.broker.open({ user: 'admin', target: 'orders-db', protocol: 'postgres', clientAddr: '127.0.0.1:1', authMethod: 'token' }, other);
         const r = wicket(['segment', 'lock', 'payments-prod', '--reason', 'INC-99 breach', '--config', cfg]);
         expect(r.stdout).toBe('locked payments-prod: INC-99 breach\n');
         expect(await other.terminated).toBe('segment payments-prod locked: INC-99 breach');
         await prod.end({ status: 'ended' });
         expect(shellHandle.reasons).toEqual([]);
-        await expect(running!.broker.open({ user: 'admin', target: 'orders-db', protocol: 'postgres', clientAddr: '127.0.0.1:1', authMethod: 'token' }, handle()))
+        await expect(running!.broker.open({ user: 'admin', target: 'orders-db', protocol: 'postgres', clientAddr: '127.0.0.1:1', authMethod: 'token' }, testHandle()))
           .rejects.toMatchObject({ code: 'WICKET_ERR_SEGMENT_LOCKED' });
         expect(wicket(['segment', 'unlock', 'payments-prod', '--config', cfg]).stdout).toBe('unlocked payments-prod\n');
       });
