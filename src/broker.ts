@@ -2,7 +2,8 @@
  * The live-session registry. Every adapter opens its sessions here: the
  * broker asks policy, opens the recorder (fail closed: no recorder, no
  * session), registers the session and ends it on kill, lock, revocation,
- * expiry or recorder failure. Changes made by the CLI or another broker
+ * expiry, recorder failure, or when the personal access token it was opened
+ * with is revoked or expires (checked every TOKEN_CHECK_MS). Changes made by the CLI or another broker
  * arrive through the store's control queue, polled every `pollMs`, which
  * works the same on one SQLite file or a shared PostgreSQL store.
  *
@@ -24,6 +25,7 @@ import type { Allow, Decision, DenyReason } from './policy/types.js';
 import type { AuditWriter } from './audit/writer.js';
 import type { ControlRecord, SessionRecord, Store } from './store/types.js';
 import type { SessionEvent, SessionHandle, SessionOutcome, SessionRequest, TerminalRecorder } from './session.js';
+import { tokenUsable } from './auth/tokens.js';
 import { CastWriter, readCastLines } from '../recordings/terminal.js';
 import { recordingPath } from '../recordings/paths.js';
 import { sessionEventToAudit, type RecordingAuditInput } from '../recordings/queries.js';
@@ -98,6 +100,8 @@ interface Entry {
   decision: Allow;
   handle: SessionHandle;
   cast: CastWriter | null;
+  /** The token the session was opened with (SessionRequest.tokenId). */
+  tokenId: string | null;
   terminatedBy: string | null;
   ended: Promise<void> | null;
   /** Events emitted so far (numbering for watchers). */
@@ -105,6 +109,9 @@ interface Entry {
   /** Hear 'end'; and 'event' when there is no cast (terminal watchers take cast lines instead). */
   watchers: Set<WatchListener>;
 }
+
+/** How often the tokens live sessions were opened with are looked at again. */
+const TOKEN_CHECK_MS = 1000;
 
 const DENY_CODES: Record<DenyReason, ErrorCode> = {
   unknown_user: 'WICKET_ERR_UNKNOWN_USER',
@@ -139,6 +146,7 @@ export class Broker {
   private readonly clock: () => number;
   private readonly live = new Map<string, Entry>();
   private lastControl = 0;
+  private lastTokenCheck = 0;
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
   private failed: Error | null = null;
@@ -207,13 +215,13 @@ export class Broker {
       await store.createSession(record);
       await audit.appendNow({
         ts: now, kind: 'session.start', actor: req.user, sessionId: id, target: req.target,
-        data: { segment: decision.segment, protocol: req.protocol, rule: decision.rule.label, access: decision.access, grantId: decision.grantId, clientAddr: req.clientAddr, authMethod: req.authMethod, endsAt: decision.endsAt, meta: req.meta ?? {} },
+        data: { segment: decision.segment, protocol: req.protocol, rule: decision.rule.label, access: decision.access, grantId: decision.grantId, clientAddr: req.clientAddr, authMethod: req.authMethod, ...(req.tokenId ? { tokenId: req.tokenId } : {}), endsAt: decision.endsAt, meta: req.meta ?? {} },
       });
     } catch (err) {
       await cast?.close().catch(() => undefined);
       throw new WicketError('WICKET_ERR_RECORDING', `cannot record session: ${errorMessage(err)}`);
     }
-    const entry: Entry = { record, decision, handle, cast, terminatedBy: null, ended: null, emitted: 0, watchers: new Set() };
+    const entry: Entry = { record, decision, handle, cast, tokenId: req.tokenId ?? null, terminatedBy: null, ended: null, emitted: 0, watchers: new Set() };
     this.live.set(id, entry);
     cast?.onError((err) => this.terminate(id, `recording failed: ${err.message}`));
     return this.activeSession(entry);
@@ -367,10 +375,26 @@ export class Broker {
           this.terminate(id, `access to ${e.record.target} expired${suffix}`);
         }
       }
+      if (now - this.lastTokenCheck >= TOKEN_CHECK_MS) {
+        this.lastTokenCheck = now;
+        await this.checkTokens(now);
+      }
     } catch {
       // A store hiccup must not stop the loop; the next tick retries from the same id.
     } finally {
       this.ticking = false;
+    }
+  }
+
+  /** Ends the sessions whose token has been revoked, has expired or is gone. */
+  private async checkTokens(now: number): Promise<void> {
+    const ids = new Set<string>();
+    for (const e of this.live.values()) if (e.tokenId !== null && e.terminatedBy === null) ids.add(e.tokenId);
+    for (const tokenId of ids) {
+      const t = await this.opts.store.getToken(tokenId);
+      if (t !== null && tokenUsable(t, now)) continue;
+      const why = t === null ? 'no longer exists' : t.revokedAt !== null ? 'was revoked' : 'has expired';
+      for (const [id, e] of this.live) if (e.tokenId === tokenId) this.terminate(id, `the token it was opened with (${tokenId}) ${why}`);
     }
   }
 

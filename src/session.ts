@@ -17,6 +17,12 @@ export interface SessionRequest {
   readonly authMethod: 'password' | 'token' | 'publickey' | 'keyboard-interactive' | 'web';
   /** Protocol details kept with the session (database, client program, terminal ...). */
   readonly meta?: Readonly<Record<string, unknown>>;
+  /**
+   * The personal access token the person proved themselves with, if any (a
+   * token as the password, or a web login by bearer token): when it is
+   * revoked or expires, the session ends.
+   */
+  readonly tokenId?: string | null;
 }
 
 /** What the broker may ask of a live session. The adapter implements it. */

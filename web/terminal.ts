@@ -55,7 +55,7 @@ import { localBackend } from '../protocols/ssh/local.js';
 import { connectUpstream } from '../protocols/ssh/upstream.js';
 import { diskGate, recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
 import { clientAddr, identify, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin, tokenStillValid, type WsEndpointDeps } from './upgrade.js';
+import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
 
 export const TERMINAL_PATH = '/api/terminal';
 /** Close code after an {"type":"error"} refusal by policy, approval, lock or limit. */
@@ -84,8 +84,6 @@ export interface TerminalLimits {
   readonly pingMs?: number;
   /** Connecting and logging in to an `ssh` target. Default 15 s. */
   readonly upstreamTimeoutMs?: number;
-  /** How often the bearer token the terminal was opened with is checked again (revoked or expired: the session ends). Default 30 s. */
-  readonly recheckMs?: number;
 }
 
 /** `audit` receives ssh.host_key_mismatch rows (the broker writes the session's own). */
@@ -172,7 +170,6 @@ class WebTerminal {
   private outputPaused = false;
   private inputPaused = false;
   private pinger: NodeJS.Timeout | null = null;
-  private rechecker: NodeJS.Timeout | null = null;
   private cols: number;
   private rows: number;
   private readonly label: string;
@@ -203,15 +200,6 @@ class WebTerminal {
       ws.ping();
     }, this.limits.pingMs);
     this.pinger.unref();
-    // Kill, lock, policy changes and expiry reach the terminal through the broker; a revoked token is noticed here.
-    const clock = this.deps.clock ?? Date.now;
-    this.rechecker = setInterval(() => {
-      tokenStillValid(this.deps.store, this.req.who, clock()).then(
-        (ok) => ok || this.terminate('the token this terminal was opened with was revoked or has expired'),
-        () => undefined, // a store hiccup: ask again next time
-      );
-    }, this.limits.recheckMs);
-    this.rechecker.unref();
     void this.open().catch((err: unknown) => {
       this.log(`web terminal ${this.label}: ${errorMessage(err)}`);
       this.fail(1011, 'internal error');
@@ -227,7 +215,7 @@ class WebTerminal {
     try {
       session = await deps.broker.open({
         user: req.who.user, target: req.target, protocol: target?.protocol === 'shell' ? 'shell' : 'ssh',
-        clientAddr: req.addr, authMethod: 'web',
+        clientAddr: req.addr, authMethod: 'web', tokenId: req.who.tokenId,
         meta: { via: 'web', webAuth: req.who.via, channel: 'shell', pty: { term: pty.term, cols: pty.cols, rows: pty.rows } },
       }, { terminate: (reason) => this.terminate(reason) }, terminal);
     } catch (err) {
@@ -395,9 +383,7 @@ class WebTerminal {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.pinger !== null) clearInterval(this.pinger);
-    if (this.rechecker !== null) clearInterval(this.rechecker);
     this.pinger = null;
-    this.rechecker = null;
     this.pending = [];
     try {
       this.rec?.end();
@@ -430,7 +416,6 @@ export function attachTerminal(server: Server, deps: TerminalDeps): TerminalServ
     maxTerminals: deps.limits?.maxTerminals ?? 256,
     pingMs: deps.limits?.pingMs ?? 30_000,
     upstreamTimeoutMs: deps.limits?.upstreamTimeoutMs ?? 15_000,
-    recheckMs: deps.limits?.recheckMs ?? 30_000,
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxInputBytes, perMessageDeflate: false, clientTracking: false });
   const terminals = new Set<WebTerminal>();

@@ -180,7 +180,7 @@ export class MysqlConnection {
       return this.refuse(ER.ACCESS_DENIED, '28000', r.why === 'unknown_user' ? `unknown user "${this.user}"` : `Access denied for user '${this.user}' (using password: ${secret ? 'YES' : 'NO'})`);
     }
     this.deps.throttle.succeed(this.throttleKeys());
-    await this.connect(r.method);
+    await this.connect(r.method, r.tokenId);
   }
 
   private throttleKeys(): string[] {
@@ -192,7 +192,7 @@ export class MysqlConnection {
     this.deps.audit.append({ ts: Date.now(), kind: 'auth.fail', actor: this.user, target: this.target, data: { protocol: 'mysql', clientAddr: this.addr, reason: why } });
   }
 
-  private async connect(method: 'password' | 'token'): Promise<void> {
+  private async connect(method: 'password' | 'token', tokenId: string | null): Promise<void> {
     this.state = 'connecting';
     clearTimeout(this.authTimer);
     const h = this.hello!;
@@ -209,7 +209,7 @@ export class MysqlConnection {
     let session: ActiveSession;
     try {
       session = this.session = await this.deps.broker.open(
-        { user: this.user, target: this.target, protocol: 'mysql', clientAddr: this.addr, authMethod: method, meta: { database, program: clientProgram || null, tls: this.tls } },
+        { user: this.user, target: this.target, protocol: 'mysql', clientAddr: this.addr, authMethod: method, tokenId, meta: { database, program: clientProgram || null, tls: this.tls } },
         { terminate: (reason) => this.terminate(reason) },
       );
     } catch (err) {

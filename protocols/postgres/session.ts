@@ -75,6 +75,8 @@ export class PgConnection {
   private user = '';
   private target = '';
   private authMethod: 'password' | 'token' = 'password';
+  /** The token the person authenticated with (its revocation ends the session). */
+  private tokenId: string | null = null;
   private session: ActiveSession | null = null;
   private relay: Relay | null = null;
   /** The upstream's key and the target as connected (a reload may change the config's copy). */
@@ -201,6 +203,7 @@ export class PgConnection {
         return this.refuse('28P01', `password authentication failed for user "${this.user}"`);
       }
       this.authMethod = r.candidate.method;
+      this.tokenId = r.candidate.tokenId;
       this.deps.throttle.succeed(this.throttleKeys());
       this.sock.write(authSASLFinal(r.serverFinal));
       await this.connect();
@@ -237,7 +240,7 @@ export class PgConnection {
     }
     try {
       this.session = await this.deps.broker.open(
-        { user: this.user, target: this.target, protocol: 'postgres', clientAddr: this.addr, authMethod: this.authMethod, meta: { database, applicationName: this.params.application_name ?? null, tls: this.tls } },
+        { user: this.user, target: this.target, protocol: 'postgres', clientAddr: this.addr, authMethod: this.authMethod, tokenId: this.tokenId, meta: { database, applicationName: this.params.application_name ?? null, tls: this.tls } },
         { terminate: (reason) => this.terminate(reason) },
       );
     } catch (err) {

@@ -35,6 +35,8 @@ export interface Authenticated {
   readonly method: SshAuthMethod;
   /** The key's fingerprint-ish label (its comment in the config) for publickey logins. */
   readonly key: string | null;
+  /** The personal access token used as the password, if one was (its revocation ends the sessions). */
+  readonly tokenId: string | null;
 }
 
 const METHODS: ('publickey' | 'password' | 'keyboard-interactive')[] = ['publickey', 'password', 'keyboard-interactive'];
@@ -140,7 +142,7 @@ export class SshAuth {
           this.fail(user, target, 'bad signature', true);
           return ctx.reject(METHODS);
         }
-        return this.ok(ctx, { user, target, method: 'publickey', key: match.label }, keys);
+        return this.ok(ctx, { user, target, method: 'publickey', key: match.label, tokenId: null }, keys);
       }
       case 'password':
         return this.secret(ctx, user, target, ctx.password, keys);
@@ -164,7 +166,7 @@ export class SshAuth {
       this.fail(user, target, r.why === 'unknown_user' ? 'unknown user' : r.why === 'no_password' ? 'no password set' : 'bad password', true);
       return ctx.reject(METHODS);
     }
-    return this.ok(ctx, { user, target, method: r.method, key: null }, keys);
+    return this.ok(ctx, { user, target, method: r.method, key: null, tokenId: r.tokenId }, keys);
   }
 
   private async ok(ctx: AuthContext, who: Authenticated, keys: string[]): Promise<void> {

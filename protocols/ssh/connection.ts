@@ -83,7 +83,7 @@ export class SshConnection {
     const target = this.deps.config().targets.find((t) => t.name === who.target);
     return {
       user: who.user, target: who.target, protocol: target?.protocol === 'shell' ? 'shell' : 'ssh',
-      clientAddr: this.addr, authMethod: who.method,
+      clientAddr: this.addr, authMethod: who.method, tokenId: who.tokenId,
       meta: { ...meta, ...(who.key ? { key: who.key } : {}), client: this.clientIdent() },
     };
   }

@@ -14,6 +14,7 @@ import { auditOf, machineMysqlDb, mariadbCli, mysql2Connect, startMysqlBroker, t
 import { encodePacket, PacketSplitter, type LogicalPacket } from '../../protocols/mysql/packets.js';
 import { buildHandshakeResponse, buildSslRequest, CLIENT, WICKET_CAPS } from '../../protocols/mysql/handshake.js';
 import { spawnPty } from '../support/pty.js';
+import { createToken } from '../../src/auth/tokens.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -229,6 +230,19 @@ describe('mysql adapter: kill and bad input', () => {
     b.running.broker.terminate(id, 'killed by test');
     await expect(sleeping).rejects.toMatchObject({ message: expect.stringMatching(/terminated by wicket: killed by test/) });
     c.destroy();
+  });
+
+  it('revoking the token a session was opened with ends it with an error that says why', async () => {
+    const { token, record } = await createToken(b.running.store, 'alice', { name: 'my-revoke', now: Date.now() });
+    const c = await mysql2Connect(b, { user: 'alice@mdb', password: token });
+    const [rows] = await c.query<RowDataPacket[]>('SELECT 1 AS ok');
+    expect(rows[0]!.ok).toBe(1);
+    const sleeping = c.query('SELECT SLEEP(20)');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await b.running.store.revokeToken(record.id, Date.now())).toBe(true);
+    await expect(sleeping).rejects.toMatchObject({ message: expect.stringContaining(`terminated by wicket: the token it was opened with (${record.id}) was revoked`) });
+    c.destroy();
+    await expect(mysql2Connect(b, { user: 'alice@mdb', password: token })).rejects.toMatchObject({ errno: 1045 });
   });
 
   it('answers garbage and out-of-order packets with an ERR and keeps serving others', async () => {

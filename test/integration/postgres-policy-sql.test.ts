@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { wicketAsync } from '../support/cli.js';
+import { createToken } from '../../src/auth/tokens.js';
 import {
   Raw, auditEvents, cancelRequest, liveSession, loginError, machineDb, pgConnect, psql, psqlStart, rejection, sleep, startBroker, waitFor,
   type Broker,
@@ -241,6 +242,29 @@ describe('postgres adapter: SQL policy, cancel, kill and lock', () => {
       expect(Date.now() - t0).toBeLessThan(1500);
       expect(c.errors[0]).toMatchObject({ code: '57P01', severity: 'FATAL', message: 'terminated by wicket: idle too long' });
       await c.ended;
+    });
+
+    it('wicket token revoke ends the sessions opened with that token within ~1 s; a session opened with the password goes on', async () => {
+      const { token, record } = await createToken(b.running.store, 'alice', { name: 'leaked', now: Date.now() });
+      const before = new Set(b.running.broker.liveSessions().map((s) => s.id));
+      const byToken = await pgConnect(b, { user: 'alice@rw-db', password: token, database: db.name });
+      open.push(byToken);
+      const id = await liveSession(b, 'alice', 'rw-db', before);
+      const byPassword = await connect('rw-db');
+      const start = (await auditEvents(b, 'session.start')).find((e) => e.sessionId === id)!;
+      expect(start.data).toMatchObject({ authMethod: 'token', tokenId: record.id });
+      const r = await wicketAsync(['token', 'revoke', record.id, '--config', b.cfg]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const t0 = Date.now();
+      await waitFor(() => (byToken.errors.length ? true : null), 5000, 'the token session to end');
+      expect(Date.now() - t0).toBeLessThan(2500);
+      expect(byToken.errors[0]).toMatchObject({ code: '57P01', severity: 'FATAL', message: `terminated by wicket: the token it was opened with (${record.id}) was revoked` });
+      await byToken.ended;
+      await sleep(1200); // another token check has passed
+      expect(byPassword.errors).toEqual([]);
+      expect((await byPassword.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+      expect((await loginError(b, { user: 'alice@rw-db', password: token, database: db.name })).code).toBe('28P01');
     });
 
     it('wicket segment lock ends the sessions of that segment only, and refuses new ones until unlocked', async () => {

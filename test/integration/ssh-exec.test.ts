@@ -240,6 +240,20 @@ describe.skipIf(skip !== null)('ssh through wicket: exec, auth, policy', () => {
     expect(empty.stdout).toBe('');
   });
 
+  it('revoking the token a login used ends its sessions: the person sees why', async () => {
+    const { token, record } = await createToken(w.running.store, 'alice', { name: 'ssh-revoke', now: Date.now() });
+    const p = runClient('ssh', [...sshArgs({ port: w.port }), 'alice@web-1@127.0.0.1', 'echo started; sleep 30; echo not-reached'], { env: askpassEnv(w.dir, token), timeoutMs: 20_000 });
+    const live = await eventually('a live sleep session', async () => (await sessionsOf(w)).find((s) => s.status === 'live' && String((s.meta as { command?: string }).command).includes('sleep 30') && s.meta.authMethod === 'token'));
+    const r0 = await wicketAsync(['token', 'revoke', record.id, '--config', join(w.dir, 'wicket.yaml')]);
+    expect(r0.code).toBe(0);
+    const r = await p;
+    expect(r.stdout).toBe('started\n');
+    expect(r.stderr).toContain(`terminated by wicket: the token it was opened with (${record.id}) was revoked`);
+    expect(r.code).not.toBe(0);
+    const ended = await eventually('the session row', async () => (await w.running.store.getSession(live.id))?.endedAt ? w.running.store.getSession(live.id) : null);
+    expect(ended?.status).toBe('terminated');
+  });
+
   // Last in this file: it blocks logins from 127.0.0.1 for a while.
   it('throttles repeated failures per user and source host', async () => {
     for (let i = 0; i < 3; i++) {
