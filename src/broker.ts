@@ -310,14 +310,21 @@ export class Broker {
       if (n0 === 0) return;
       await audit.flush();
       signal?.throwIfAborted();
-      const rows = (await store.sessionEvents(id)).filter((e) => EVENT_KINDS.has(e.kind));
-      if (rows.length < n0) throw new WicketError('WICKET_ERR_RECORDING', `session ${id}: ${n0} events emitted but ${rows.length} in the store`);
-      for (let i = 0; i < n0; i += EVENT_BATCH) {
+      // Page by page (a session can hold millions of events), the first n0 of the kinds watchers get.
+      let sent = 0;
+      let after = 0;
+      while (sent < n0) {
         signal?.throwIfAborted();
-        yield rows.slice(i, Math.min(i + EVENT_BATCH, n0)).map((e, j): WatchItem => ({
-          type: 'event', n: i + j + 1,
+        const page = await store.sessionEvents(id, { afterSeq: after, limit: EVENT_BATCH });
+        if (page.length === 0) throw new WicketError('WICKET_ERR_RECORDING', `session ${id}: ${n0} events emitted but ${sent} in the store`);
+        after = page[page.length - 1]!.seq;
+        const rows = page.filter((e) => EVENT_KINDS.has(e.kind)).slice(0, n0 - sent);
+        if (rows.length === 0) continue;
+        yield rows.map((e, j): WatchItem => ({
+          type: 'event', n: sent + j + 1,
           event: { ts: e.ts, kind: e.kind, actor: e.actor, sessionId: id, target: e.target ?? record.target, data: { ...e.data } },
         }));
+        sent += rows.length;
       }
     }
     return {

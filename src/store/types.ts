@@ -193,8 +193,11 @@ export interface Store {
   appendAudit(events: readonly AuditInput[]): Promise<AuditEvent[]>;
   /** Events with seq > afterSeq, in order, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<AuditEvent[]>;
-  /** Events of one session in order. */
-  sessionEvents(sessionId: string): Promise<AuditEvent[]>;
+  /**
+   * Events of one session in order; with `page`, only those with seq >
+   * afterSeq, at most `limit` (a session can hold millions: read it in pages).
+   */
+  sessionEvents(sessionId: string, page?: { readonly afterSeq: number; readonly limit: number }): Promise<AuditEvent[]>;
   auditHead(): Promise<AuditHead>;
 
   createRequest(req: Omit<AccessRequestRecord, 'id'>): Promise<AccessRequestRecord>;

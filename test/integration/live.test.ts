@@ -420,10 +420,11 @@ describe('WS /api/sessions/:id/live', () => {
     const q = (i: number): void => {
       db.emit({ type: 'query', step: i % 2 ? 'bind' : 'query', startedAt: Date.now(), durationMs: 0.5, sql: `SELECT ${i}`, rows: 1, tag: 'SELECT 1', params: i % 2 ? [{ type: 23, format: 'text', value: String(i) }] : undefined });
     };
-    for (let i = 1; i <= 300; i++) q(i);
+    const before = 1200; // a backlog of several store pages (Broker EVENT_BATCH)
+    for (let i = 1; i <= before; i++) q(i);
     let joined = false;
     const pending = connect(db.id, tok('alice')).then((a) => ((joined = true), a));
-    let i = 301;
+    let i = before + 1;
     for (; !joined; i++) {
       q(i);
       if (i % 3 === 0) await tick();

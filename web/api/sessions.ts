@@ -276,7 +276,8 @@ export function sessionsRouter(deps: SessionsDeps): Router {
 
   r.get('/:id', async (req, res) => {
     const s = await visibleSession(req);
-    const events = await deps.store.sessionEvents(s.id);
+    // One more than shown tells whether there are more; a huge session is never read whole.
+    const events = await deps.store.sessionEvents(s.id, { afterSeq: 0, limit: MAX_EVENTS + 1 });
     res.json({
       session: detailView(s, clock()),
       events: events.slice(0, MAX_EVENTS).map(eventView),

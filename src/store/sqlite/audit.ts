@@ -98,8 +98,11 @@ export class AuditTable {
     return (rows as EventRow[]).map(toEvent);
   }
 
-  forSession(sessionId: string): AuditEvent[] {
-    const rows = this.s.get(`SELECT ${COLUMNS} FROM audit_events WHERE session_id = ? ORDER BY seq`).all(sessionId);
+  forSession(sessionId: string, page?: { readonly afterSeq: number; readonly limit: number }): AuditEvent[] {
+    // The session_id index orders by seq (the rowid) within a session: a page is a range scan.
+    const rows = page
+      ? this.s.get(`SELECT ${COLUMNS} FROM audit_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`).all(sessionId, page.afterSeq, Math.max(0, page.limit))
+      : this.s.get(`SELECT ${COLUMNS} FROM audit_events WHERE session_id = ? ORDER BY seq`).all(sessionId);
     return (rows as EventRow[]).map(toEvent);
   }
 

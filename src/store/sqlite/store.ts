@@ -141,8 +141,8 @@ export class SqliteStore implements Store {
   readAudit(afterSeq: number, limit: number): Promise<AuditEvent[]> {
     return this.do(() => this.audit.read(afterSeq, limit));
   }
-  sessionEvents(sessionId: string): Promise<AuditEvent[]> {
-    return this.do(() => this.audit.forSession(sessionId));
+  sessionEvents(sessionId: string, page?: { readonly afterSeq: number; readonly limit: number }): Promise<AuditEvent[]> {
+    return this.do(() => this.audit.forSession(sessionId, page));
   }
   auditHead(): Promise<AuditHead> {
     return this.do(() => this.audit.head());

@@ -180,6 +180,11 @@ describe('audit storage', () => {
     for (const e of read) expect(e.hash).toBe(chainHash(e.prevHash, e));
     expect((await store.readAudit(1, 1)).map((e) => e.seq)).toEqual([2]);
     expect((await store.sessionEvents('s1')).map((e) => e.seq)).toEqual([2, 3]);
+    // In pages: seq > afterSeq, at most limit.
+    expect((await store.sessionEvents('s1', { afterSeq: 0, limit: 1 })).map((e) => e.seq)).toEqual([2]);
+    expect((await store.sessionEvents('s1', { afterSeq: 2, limit: 5 })).map((e) => e.seq)).toEqual([3]);
+    expect(await store.sessionEvents('s1', { afterSeq: 3, limit: 5 })).toEqual([]);
+    expect(await store.sessionEvents('s1', { afterSeq: 0, limit: 0 })).toEqual([]);
     expect(await store.auditHead()).toEqual({ count: 3, lastSeq: 3, lastHash: all[2]!.hash });
   });
 
