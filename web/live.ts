@@ -42,7 +42,7 @@ import type { Config } from '../src/config/schema.js';
 import { errorMessage } from '../src/errors.js';
 import type { SessionRecord } from '../src/store/types.js';
 import { clientAddr, identify, userRoles, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin, tokenStillValid, type WsEndpointDeps } from './upgrade.js';
+import { RefuseError, heartbeat, refuse, sameOrigin, tokenStillValid, type WsEndpointDeps } from './upgrade.js';
 
 export { sameOrigin };
 
@@ -180,14 +180,7 @@ class Watcher {
     ws.on('message', () => undefined); // nothing is expected from watchers; size is capped by maxPayload
     if (this.state === 'closed') return void ws.terminate();
     if (this.dropReason !== null) return this.closeSlow(this.dropReason);
-    let alive = true;
-    ws.on('pong', () => (alive = true));
-    this.pinger = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, this.limits.pingMs);
-    this.pinger.unref();
+    this.pinger = heartbeat(ws, this.limits.pingMs);
     this.rechecker = setInterval(() => {
       this.stillAllowed().then(
         (ok) => ok || this.finish(CLOSE_REVOKED, 'no longer allowed to watch this session'),

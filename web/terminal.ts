@@ -55,7 +55,7 @@ import { localBackend } from '../protocols/ssh/local.js';
 import { connectUpstream } from '../protocols/ssh/upstream.js';
 import { diskGate, recordPty, type PtyRecording } from '../protocols/ssh/pty-recording.js';
 import { clientAddr, identify, webAuthDeps, type Principal } from './api/auth.js';
-import { RefuseError, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
+import { RefuseError, heartbeat, refuse, sameOrigin, type WsEndpointDeps } from './upgrade.js';
 
 export const TERMINAL_PATH = '/api/terminal';
 /** Close code after an {"type":"error"} refusal by policy, approval, lock or limit. */
@@ -192,14 +192,7 @@ class WebTerminal {
     ws.on('error', () => undefined); // a reset connection also emits 'close'
     ws.on('close', () => this.finish('browser closed the terminal'));
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    let alive = true;
-    ws.on('pong', () => (alive = true));
-    this.pinger = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, this.limits.pingMs);
-    this.pinger.unref();
+    this.pinger = heartbeat(ws, this.limits.pingMs);
     void this.open().catch((err: unknown) => {
       this.log(`web terminal ${this.label}: ${errorMessage(err)}`);
       this.fail(1011, 'internal error');

@@ -2,11 +2,13 @@
  * What the WebSocket endpoints (web/live.ts, web/terminal.ts) share before a
  * 101: refusing an upgrade with a plain HTTP answer (a JSON body like the
  * API's, never a 101), and the Origin check that is a WebSocket's CSRF
- * protection when the login cookie authenticates it. And, once open, whether
- * the token a socket was opened with still stands.
+ * protection when the login cookie authenticates it. And, once open, the
+ * ping that cuts a dead peer and whether the token a socket was opened with
+ * still stands.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
 import type { Broker } from '../src/broker.js';
 import type { Config } from '../src/config/schema.js';
 import type { ErrorCode } from '../src/errors.js';
@@ -77,4 +79,20 @@ export async function tokenStillValid(store: Store, who: Principal, now: number)
   if (who.tokenId === null) return true;
   const t = await store.getToken(who.tokenId);
   return t !== null && t.user === who.user && tokenUsable(t, now);
+}
+
+/**
+ * Pings `ws` every `everyMs`; a peer that has not answered the previous ping
+ * by the next one is cut. Returns the (unref'd) timer, to clear on close.
+ */
+export function heartbeat(ws: WebSocket, everyMs: number): NodeJS.Timeout {
+  let alive = true;
+  ws.on('pong', () => (alive = true));
+  const timer = setInterval(() => {
+    if (!alive) return ws.terminate();
+    alive = false;
+    ws.ping();
+  }, everyMs);
+  timer.unref();
+  return timer;
 }
